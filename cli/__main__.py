@@ -1,0 +1,3 @@
+from medvae_cli.main import app
+
+app(prog_name="medvae")

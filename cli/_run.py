@@ -1,0 +1,73 @@
+"""Turning library errors into one-line messages and exit codes (0 ok, 1 failed input, 2 bad usage)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+
+class _State:
+    debug = False
+
+
+state = _State()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the Exit to raise (``raise fail(...) from None``)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def run_task(fn: Callable[..., T], *args, **kwargs) -> T:
+    """Call a library function; its errors become one line on stderr and an exit code (a traceback with --debug)."""
+    from medvae.errors import MedvaeError
+
+    try:
+        return fn(*args, **kwargs)
+    except MedvaeError as e:
+        if state.debug:
+            raise
+        raise fail(_first_line(e), e.exit_code) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+    except Exception as e:  # an unexpected failure: still one line unless --debug
+        if state.debug:
+            raise
+        raise fail(f"{type(e).__name__}: {_first_line(e)} (run 'medvae --debug ...' for the traceback)", 1) from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def parse_floats(name: str, text: str, n: int | None = None) -> tuple[float, ...]:
+    """Parse ``"x,y"`` into floats; a bad value is a usage error naming the option."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise fail(f"{name} {text!r}: expected comma-separated numbers such as '-3,1'") from None
+    if n is not None and len(values) != n:
+        raise fail(f"{name} {text!r}: expected {n} comma-separated numbers, got {len(values)}")
+    return values
+
+
+def parse_ints(name: str, text: str) -> tuple[int, ...]:
+    """Parse ``"256,128"`` into positive ints."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise fail(f"{name} {text!r}: expected comma-separated integers such as '256,128'") from None
+    if not values or any(v < 1 for v in values):
+        raise fail(f"{name} {text!r}: expected one or more positive integers")
+    return values
+
+
+def echo_err(text: str) -> None:
+    print(text, file=sys.stderr)

@@ -1,0 +1,60 @@
+"""``medvae demo ...``: the reference examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medvae_cli._run import parse_floats, parse_ints, run_task
+
+app = typer.Typer(help="Reference examples that show how a VAE works.", no_args_is_help=True)
+
+
+@app.command("mnist")
+def mnist(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("medvae-mnist"),
+    data: Annotated[Optional[Path], typer.Option(help="Folder with the MNIST IDX files (gzipped or not). "
+                                                 "Default: the embedded 5,000-digit sample.")] = None,
+    download: Annotated[bool, typer.Option(help="Download MNIST (checksummed) into --data "
+                                           "(default ~/.cache/medvae/mnist).")] = False,
+    model: Annotated[str, typer.Option(help="mlp (the reference 784-256-128 VAE) or conv.")] = "mlp",
+    hidden: Annotated[str, typer.Option(help="MLP encoder widths; the decoder mirrors them.")] = "256,128",
+    latent_dim: Annotated[int, typer.Option(help="Latent size.")] = 2,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    point: Annotated[str, typer.Option(help="Latent point decoded into sample.png, 'x,y'.")] = "-3,1",
+    grid_size: Annotated[int, typer.Option(help="Images per side of manifold.png.")] = 15,
+    grid_range: Annotated[float, typer.Option(help="manifold.png covers [-r, r]^2.")] = 3.0,
+    nll_k: Annotated[int, typer.Option(help="Importance samples per image for the NLL estimate.")] = 1000,
+    nll_images: Annotated[Optional[int], typer.Option(help="Test images for the NLL estimate (default all).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue from the training state in --out.")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Use at most N images of each split.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the classic MNIST VAE and draw its latent space, manifold, a decoded point and the loss."""
+    from medvae.tasks import MnistDemoConfig, run_mnist_demo
+
+    config = run_task(
+        MnistDemoConfig, out=out, data=data, download=download, model=model, hidden=parse_ints("--hidden", hidden),
+        latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, point=parse_floats("--point", point, 2),
+        grid_size=grid_size, grid_range=grid_range, nll_k=nll_k, nll_images=nll_images, seed=seed, device=device,
+        resume=resume, limit=limit, progress=progress,
+    )
+    result = run_task(run_mnist_demo, config)
+    if result is None:  # a non-zero rank of a torchrun job: rank 0 reports
+        return
+    m, t = result.metrics, result.metrics["test"]
+    typer.echo(
+        f"trained {m['model']} on {m['train_images']} images ({m['data']}) for {m['epochs']} epochs: "
+        f"{m['train_seconds']:.1f} s, {m['samples_per_second']:,.0f} images/s on {m['device']}"
+    )
+    typer.echo(
+        f"test ({m['test_images']} images): -ELBO {t['neg_elbo']:.2f} nats (reconstruction {t['recon']:.2f} + "
+        f"KL {t['kl']:.2f}); NLL ~ {t['nll_importance_sampled']:.2f} nats (k={t['nll_k']})"
+    )
+    typer.echo(f"wrote {', '.join(p.name for p in result.files.values())} to {result.out}")

@@ -1,0 +1,53 @@
+"""Loss terms as pure functions of tensors. Per-sample terms have shape ``(B,)``, in nats."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def kl_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form, per sample.
+
+    ``0.5 * sum(sigma^2 + mu^2 - 1 - log sigma^2)`` over the latent dimensions.
+
+    Args:
+        mu: posterior means ``(B, L)``.
+        logvar: posterior log-variances ``(B, L)``.
+
+    Returns:
+        ``(B,)`` KL divergence in nats.
+    """
+    return 0.5 * torch.sum(logvar.exp() + mu.square() - 1.0 - logvar, dim=1)
+
+
+def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
+    """Binary cross-entropy summed over every non-batch dimension, per sample.
+
+    Takes the decoder's logits rather than probabilities: ``BCE(sigmoid(l), x)`` computed stably
+    (``log(1 + e^l) - x*l``), identical in value and without the log(0) clamp of ``F.binary_cross_entropy``.
+
+    Args:
+        logits: decoder outputs before the sigmoid ``(B, *shape)``.
+        target: intensities in [0, 1], same shape.
+
+    Returns:
+        ``(B,)`` negative log-likelihood in nats.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return bce.flatten(1).sum(dim=1)
+
+
+def log_normal(x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """Log-density of a diagonal Gaussian, summed over the last dimension."""
+    return -0.5 * torch.sum(_LOG_2PI + logvar + (x - mu).square() * torch.exp(-logvar), dim=-1)
+
+
+def log_standard_normal(x: Tensor) -> Tensor:
+    """Log-density of N(0, I), summed over the last dimension."""
+    return -0.5 * torch.sum(_LOG_2PI + x.square(), dim=-1)

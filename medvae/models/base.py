@@ -1,0 +1,94 @@
+"""What every VAE in medvae shares: the reparametrisation, the ELBO, and the model protocol.
+
+A medvae model is an ``nn.Module`` with a class attribute ``kind`` (its registry name), a dataclass
+``config`` that rebuilds it, and a ``loss(batch)`` method returning :class:`LossOutput`: that is all
+the training loop (:mod:`medvae.train`) and the model file (:mod:`medvae.checkpoint`) need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from medvae.losses import bernoulli_nll, kl_standard_normal
+
+
+@dataclass
+class LossOutput:
+    """A training loss and its terms.
+
+    Attributes:
+        loss: scalar to minimise (mean over the batch).
+        terms: named scalars for logging (batch means, detached).
+    """
+
+    loss: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class VAEOutput:
+    """One pass through a VAE.
+
+    Attributes:
+        logits: decoder output before the likelihood's link, ``(B, C, *spatial)``.
+        mu: posterior means ``(B, L)``.
+        logvar: posterior log-variances ``(B, L)``.
+        z: the latent sample decoded, ``(B, L)``.
+    """
+
+    logits: Tensor
+    mu: Tensor
+    logvar: Tensor
+    z: Tensor
+
+
+class VAE(nn.Module):
+    """Base class: subclasses implement ``encode`` and ``decode``; the rest follows.
+
+    The likelihood is Bernoulli on intensities in [0, 1] (the MNIST demo's binary cross-entropy).
+    """
+
+    kind: ClassVar[str] = ""
+    latent_dim: int
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, C, *spatial)`` images -> posterior ``(mu, logvar)``, each ``(B, L)``."""
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``(B, L)`` latents -> ``(B, C, *spatial)`` logits."""
+        raise NotImplementedError
+
+    @staticmethod
+    def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+        """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through."""
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def forward(self, x: Tensor) -> VAEOutput:
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return VAEOutput(self.decode(z), mu, logvar, z)
+
+    def mean_image(self, logits: Tensor) -> Tensor:
+        """The decoder distribution's mean, ``sigmoid(logits)``."""
+        return torch.sigmoid(logits)
+
+    def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-sample reconstruction NLL and KL, each ``(B,)``, from one posterior sample."""
+        out = self(x)
+        return bernoulli_nll(out.logits, x), kl_standard_normal(out.mu, out.logvar)
+
+    def loss(self, batch: dict[str, Tensor]) -> LossOutput:
+        """Negative ELBO per image, averaged over the batch: BCE summed over pixels + closed-form KL."""
+        recon, kl = self.elbo_terms(batch["image"])
+        recon, kl = recon.mean(), kl.mean()
+        return LossOutput(recon + kl, {"recon": recon.detach(), "kl": kl.detach()})
+
+    @torch.no_grad()
+    def generate(self, z: Tensor) -> Tensor:
+        """Decode latents to mean images ``(B, C, *spatial)`` in [0, 1]."""
+        return self.mean_image(self.decode(z))

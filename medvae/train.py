@@ -1,0 +1,416 @@
+"""The one training loop every medvae model uses.
+
+``fit(model, train, val, config)`` handles: the device (CPU / CUDA / MPS), mixed precision on CUDA,
+DistributedDataParallel when started under ``torchrun`` (gloo on CPU, NCCL on CUDA; only rank 0 writes
+files), seeding, a progress bar, a checkpoint of the training state each epoch, ``resume``, and a clear
+stop on a non-finite loss. The model only has to provide ``loss(batch) -> LossOutput``.
+
+Randomness is derived from ``(seed, epoch, rank)`` at the start of every epoch, so a run resumed after
+epoch k continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from medvae.data.atomic import atomic_path
+from medvae.data.datasets import TensorBatches
+from medvae.errors import TrainingError, UsageError, check_positive
+
+
+@dataclass
+class TrainConfig:
+    """Args:
+    epochs: passes over the training data (in total, counting epochs done before a resume).
+    batch_size: images per optimisation step, per process.
+    lr: Adam learning rate.
+    seed: fixes every random generator; the same seed gives the same result on the CPU.
+    device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+    amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling).
+    state_path: where the resumable training state is written after each epoch (None: not written).
+    resume: continue from ``state_path`` if it exists.
+    progress: show a progress bar and one line per epoch.
+    tensorboard: folder for TensorBoard logs (needs the ``tensorboard`` package).
+    num_workers: DataLoader workers for datasets not held in memory.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    state_path: Path | None = None
+    resume: bool = False
+    progress: bool = True
+    tensorboard: Path | None = None
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive("epochs", self.epochs)
+        check_positive("batch_size", self.batch_size)
+        check_positive("lr", self.lr, integer=False)
+        if self.resume and self.state_path is None:
+            raise UsageError("resume needs a state_path to resume from")
+
+
+@dataclass
+class TrainRecord:
+    """What happened in training; stored in the model file's ``training`` metadata."""
+
+    epochs: int = 0
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    train_terms: list[dict[str, float]] = field(default_factory=list)
+    val_terms: list[dict[str, float]] = field(default_factory=list)
+    train_samples: int = 0
+    train_seconds: float = 0.0
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+    device: str = ""
+    world_size: int = 1
+    seed: int = 0
+    batch_size: int = 0
+    lr: float = 0.0
+    amp: str = "off"
+    resumed_at_epoch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- process and device
+
+
+def world() -> tuple[int, int, int]:
+    """``(rank, local_rank, world_size)`` from the environment ``torchrun`` sets (0, 0, 1 otherwise)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (and in any run not started by ``torchrun``): the process that writes files."""
+    return world()[0] == 0
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Pick the device: ``auto`` prefers CUDA (this process's local rank), then MPS, then CPU."""
+    _, local_rank, _ = world()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {name!r} asked for but MPS is not available here; use --device cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's generators (medvae draws all its randomness from torch)."""
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**63)
+
+
+def _init_distributed(device: torch.device) -> bool:
+    rank, _, world_size = world()
+    if world_size < 2:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return True
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def _loader(data, batch_size: int, shuffle: bool, seed: int, epoch: int, num_workers: int) -> Iterator[dict]:
+    rank, _, world_size = world()
+    if isinstance(data, TensorBatches):
+        gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0))  # same order on every rank
+        yield from data.batches(batch_size, shuffle=shuffle, generator=gen, rank=rank, world_size=world_size)
+        return
+    from monai.data import DataLoader
+    from torch.utils.data import DistributedSampler, RandomSampler
+
+    if world_size > 1:
+        sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+        sampler.set_epoch(epoch)
+    elif shuffle:
+        sampler = RandomSampler(data, generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0)))
+    else:
+        sampler = None
+    yield from DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+
+
+class _LossModule(nn.Module):
+    """Routes ``loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        out = self.model.loss(batch)
+        return out.loss, out.terms
+
+
+def _adam(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    # The fused kernel updates every parameter in one call; it exists on CPU and CUDA in current torch.
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def fit(
+    model: nn.Module,
+    train,
+    val=None,
+    config: TrainConfig | None = None,
+    *,
+    on_epoch_end: Callable[[int, nn.Module, TrainRecord], None] | None = None,
+) -> TrainRecord:
+    """Train ``model`` on ``train`` (a :class:`TensorBatches` or a map-style Dataset of dicts).
+
+    Args:
+        model: a medvae model (has ``loss(batch) -> LossOutput``). Trained in place.
+        train: training data; batches are dicts of tensors such as ``{"image": (B, C, *spatial)}``.
+        val: optional validation data, evaluated after every epoch.
+        config: see :class:`TrainConfig`.
+        on_epoch_end: called on rank 0 after each epoch's checkpoint, with ``(epoch, model, record)``;
+            medvae's tasks save the model file here.
+
+    Returns:
+        The :class:`TrainRecord`, identical on every rank.
+
+    Raises:
+        TrainingError: the loss became NaN or infinite (names the epoch and step).
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    distributed = _init_distributed(device)
+    rank, _, world_size = world()
+    main = rank == 0
+    model.to(device)
+    opt = _adam(model.parameters(), config.lr, device)
+    record = TrainRecord(device=str(device), world_size=world_size, seed=config.seed,
+                         batch_size=config.batch_size, lr=config.lr)
+
+    start_epoch = 0
+    if config.resume and config.state_path is not None and Path(config.state_path).is_file():
+        start_epoch, record = _load_state(config.state_path, model, opt, device, record)
+        record.resumed_at_epoch = start_epoch
+
+    step_module: nn.Module = model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        step_module = DDP(_LossModule(model), device_ids=[device.index] if device.type == "cuda" else None)
+
+    amp_dtype = None
+    if config.amp and device.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        record.amp = str(amp_dtype).removeprefix("torch.")
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    writer = _tensorboard(config.tensorboard) if main else None
+
+    def compute(batch) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            if distributed:
+                return step_module(batch)
+            out = model.loss(batch)
+            return out.loss, out.terms
+
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(_epoch_seed(config.seed, epoch, rank))
+        model.train()
+        t0 = time.perf_counter()
+        sums: dict[str, Tensor] = {}
+        n_seen = 0
+        bar = _progress(train, config, epoch, enabled=config.progress and main)
+        for step, batch in enumerate(_loader(train, config.batch_size, True, config.seed, epoch, config.num_workers)):
+            batch = _to_device(batch, device)
+            loss, terms = compute(batch)
+            if not torch.isfinite(loss.detach()):
+                raise TrainingError(
+                    f"training stopped: the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                    "lower --lr or check the inputs for NaN/inf values"
+                )
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            b = next(iter(batch.values())).shape[0]
+            n_seen += b
+            _accumulate(sums, {"loss": loss.detach(), **terms}, b)
+            if bar is not None:
+                bar.update(b)
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
+        train_time = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        train_means, n_total = _reduce_means(sums, n_seen, device, distributed)
+        record.train_samples += n_total
+        record.train_seconds += train_time
+        record.train_loss.append(train_means.pop("loss"))
+        record.train_terms.append(train_means)
+        if val is not None:
+            val_means = evaluate_loss(model, val, config.batch_size * 4, device, amp_dtype, distributed)
+            record.val_loss.append(val_means.pop("loss"))
+            record.val_terms.append(val_means)
+        record.epochs = epoch + 1
+        record.samples_per_second = record.train_samples / max(record.train_seconds, 1e-9)
+        record.seconds += time.perf_counter() - t0
+        if main:
+            if config.state_path is not None:
+                _save_state(config.state_path, epoch + 1, model, opt, record)
+            if writer is not None:
+                _log_tensorboard(writer, epoch + 1, record)
+            if config.progress:
+                _print_epoch(record, config.epochs, train_time)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, model, record)
+        if distributed:
+            torch.distributed.barrier()
+    if writer is not None:
+        writer.close()
+    if distributed:
+        torch.distributed.destroy_process_group()
+    return record
+
+
+@torch.no_grad()
+def evaluate_loss(model, data, batch_size: int, device, amp_dtype=None, distributed: bool = False) -> dict[str, float]:
+    """Mean of ``model.loss`` and its terms over ``data`` (in eval mode), per image."""
+    model.eval()
+    sums: dict[str, Tensor] = {}
+    n = 0
+    for batch in _loader(data, batch_size, False, 0, 0, 0):
+        batch = _to_device(batch, device)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            out = model.loss(batch)
+        b = next(iter(batch.values())).shape[0]
+        n += b
+        _accumulate(sums, {"loss": out.loss.detach(), **out.terms}, b)
+    model.train()
+    return _reduce_means(sums, n, device, distributed)[0]
+
+
+def _accumulate(sums: dict[str, Tensor], values: dict[str, Tensor], weight: int) -> None:
+    for k, v in values.items():
+        v = v.detach().float() * weight
+        sums[k] = sums[k] + v if k in sums else v
+
+
+def _reduce_means(sums: dict[str, Tensor], n: int, device, distributed: bool) -> tuple[dict[str, float], int]:
+    keys = sorted(sums)
+    vec = torch.stack([sums[k] for k in keys] + [torch.tensor(float(n), device=device)]) if keys else \
+        torch.tensor([float(n)], device=device)
+    if distributed:
+        torch.distributed.all_reduce(vec)
+    vec = vec.cpu()
+    total = int(vec[-1].item())
+    return {k: float(vec[i]) / max(total, 1) for i, k in enumerate(keys)}, total
+
+
+# ----------------------------------------------------------------------------- state, progress, logs
+
+
+def _save_state(path, epoch: int, model, opt, record: TrainRecord) -> None:
+    state = {
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "record": json.dumps(record.to_dict()),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path, model, opt, device, record: TrainRecord) -> tuple[int, TrainRecord]:
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        saved = json.loads(state["record"])
+    except (RuntimeError, KeyError, ValueError, EOFError) as e:
+        raise TrainingError(f"{path}: cannot resume from this training state ({str(e).splitlines()[0]})") from None
+    for k in ("train_loss", "val_loss", "train_terms", "val_terms", "train_samples", "train_seconds", "seconds"):
+        setattr(record, k, saved[k])
+    record.epochs = int(state["epoch"])
+    return int(state["epoch"]), record
+
+
+def _progress(train, config: TrainConfig, epoch: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    _, _, world_size = world()
+    total = math.ceil(len(train) / world_size)
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{config.epochs}", unit="img", leave=False, dynamic_ncols=True)
+
+
+def _print_epoch(record: TrainRecord, epochs: int, train_time: float) -> None:
+    from tqdm.auto import tqdm
+
+    line = f"epoch {record.epochs}/{epochs}  train loss {record.train_loss[-1]:.3f}"
+    if record.val_loss:
+        line += f"  val loss {record.val_loss[-1]:.3f}"
+    line += f"  ({train_time:.1f} s, {record.samples_per_second:,.0f} img/s)"
+    tqdm.write(line)
+
+
+def _tensorboard(folder):
+    if folder is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UsageError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(folder))
+
+
+def _log_tensorboard(writer, epoch: int, record: TrainRecord) -> None:
+    writer.add_scalar("loss/train", record.train_loss[-1], epoch)
+    if record.val_loss:
+        writer.add_scalar("loss/val", record.val_loss[-1], epoch)
+    for k, v in record.train_terms[-1].items():
+        writer.add_scalar(f"train/{k}", v, epoch)
+    writer.flush()

@@ -1,0 +1,79 @@
+"""Figures (matplotlib, no screen needed). Each function takes NumPy arrays and writes one PNG atomically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from medvae.data.atomic import atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+
+
+def latent_scatter(z: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str = "") -> None:
+    """Scatter of 2-D latent means ``(N, 2)`` coloured by integer label, with a legend."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    cmap = plt.get_cmap("tab10")
+    for c in np.unique(labels):
+        m = labels == c
+        ax.scatter(z[m, 0], z[m, 1], s=6, alpha=0.7, color=cmap(int(c) % 10), label=str(c))
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title(title or "latent means of the test set")
+    ax.legend(title="digit", markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _save(fig, path)
+
+
+def single_image(image: np.ndarray, path: str | os.PathLike, title: str = "") -> None:
+    """One grey image ``(H, W)`` in [0, 1]."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def manifold(images: np.ndarray, extent: tuple[float, float], path: str | os.PathLike, title: str = "") -> None:
+    """Grid of decoded images ``(G, G, H, W)``; row 0 is the top (largest z[1]), column 0 the smallest z[0]."""
+    plt = _plt()
+    g, _, h, w = images.shape
+    canvas = images.transpose(0, 2, 1, 3).reshape(g * h, g * w)
+    lo, hi = extent
+    fig, ax = plt.subplots(figsize=(8, 8))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, extent=(lo, hi, lo, hi))
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title(title or "decoded latent manifold")
+    _save(fig, path)
+
+
+def loss_curve(train: Sequence[float], test: Sequence[float], path: str | os.PathLike, ylabel: str = "loss") -> None:
+    """Train and test loss per epoch."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, len(train) + 1)
+    ax.plot(epochs, train, marker="o", label="train")
+    if len(test):
+        ax.plot(epochs[: len(test)], test, marker="o", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
