@@ -1,0 +1,124 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from medvae_cli.main import app
+
+runner = CliRunner()
+QUICK = ["--limit", "200", "--epochs", "2", "--nll-k", "20", "--grid-size", "4", "--no-progress", "--device", "cpu"]
+
+
+def test_help_does_not_import_torch_or_monai():
+    code = ("import sys; from typer.testing import CliRunner; from medvae_cli.main import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+            "bad = [m for m in ('torch', 'monai') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(out), *QUICK])
+    return out, result
+
+
+def test_demo_end_to_end_writes_everything(demo_run):
+    out, result = demo_run
+    assert result.exit_code == 0, result.output
+    for name in ("latent.png", "sample.png", "manifold.png", "loss.png", "model.safetensors", "metrics.json"):
+        assert (out / name).stat().st_size > 0, name
+    m = json.loads((out / "metrics.json").read_text())
+    t = m["test"]
+    assert m["epochs"] == 2 and m["train_images"] == 200 and m["test_images"] == 200
+    assert t["neg_elbo"] == pytest.approx(t["recon"] + t["kl"], rel=1e-5)
+    assert 0 < t["nll_importance_sampled"] <= t["neg_elbo"] + 1.0
+    assert m["samples_per_second"] > 0 and m["seconds"] > 0 and len(m["train_loss"]) == 2
+    assert "-ELBO" in result.output and "images/s" in result.output
+    assert not list(out.glob(".*part*"))
+
+
+def test_info_describes_the_demo_model(demo_run):
+    out, _ = demo_run
+    result = runner.invoke(app, ["info", str(out / "model.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert "kind mlp_vae" in result.output and "latent_dim=2" in result.output and "epochs: 2" in result.output
+    result = runner.invoke(app, ["info", "--json", str(out / "model.safetensors")])
+    assert json.loads(result.output)["training"]["train_images"] == 200
+
+
+def test_resume_adds_epochs(demo_run, tmp_path):
+    out, _ = demo_run
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(out), *QUICK[:2], "--epochs", "3", *QUICK[4:],
+                                 "--resume"])
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["epochs"] == 3 and len(m["train_loss"]) == 3
+
+
+def test_conv_model(tmp_path):
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(tmp_path), "--model", "conv", *QUICK])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["model"] == "conv_vae"
+
+
+def test_reads_a_data_folder(tmp_path, mnist_dir):
+    result = runner.invoke(app, ["demo", "mnist", "--data", str(mnist_dir), "--out", str(tmp_path), *QUICK])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["train_images"] == 64
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/no/such/folder"], "--data /no/such/folder: no such folder"),
+        (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+        (["--batch-size", "-5"], "batch_size must be a positive integer, got -5"),
+        (["--point", "1,2,3"], "--point '1,2,3': expected 2"),
+        (["--model", "rnn"], "model must be one of mlp, conv"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path):
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"error: {message}" or result.stderr.strip().startswith(f"error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_folder_without_idx_files(tmp_path):
+    result = runner.invoke(app, ["demo", "mnist", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "no MNIST IDX files found" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = runner.invoke(app, ["--debug", "demo", "mnist", "--epochs", "0", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ValueError) and "epochs" in str(result.exception)
+
+
+def test_info_on_a_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    result = runner.invoke(app, ["info", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {bad}: not a medvae model file") and len(result.stderr.splitlines()) == 1
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    """DistributedDataParallel over gloo: two ranks share the data, only rank 0 writes."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "medvae", "demo", "mnist", "--out", str(out), *QUICK]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["world_size"] == 2 and m["epochs"] == 2
+    assert proc.stdout.count("wrote ") == 1  # one summary: rank 1 writes and prints nothing
+    info = json.loads(subprocess.run([sys.executable, "-m", "medvae", "info", "--json", str(out / "model.safetensors")],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["training"]["train_samples"] == 2 * 200  # both ranks' samples, each epoch's data once
