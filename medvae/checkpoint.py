@@ -63,7 +63,8 @@ def save_model(
     from safetensors.torch import save_file
 
     path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # clone: parameters may be views of one training buffer, and safetensors refuses shared storage
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     metadata = {
         "format": FORMAT,
         "kind": model.kind,

@@ -37,7 +37,8 @@ class TrainConfig:
     lr: Adam learning rate.
     seed: fixes every random generator; the same seed gives the same result on the CPU.
     device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-    amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling).
+    amp: mixed precision: on CUDA bfloat16 where supported, else float16 with loss scaling; on CPUs with
+        native bfloat16, for models that declare ``cpu_bf16 = True`` (the MLP VAE's two big matmuls).
     state_path: where the resumable training state is written after each epoch (None: not written).
     resume: continue from ``state_path`` if it exists.
     progress: show a progress bar and one line per epoch.
@@ -125,6 +126,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bfloat16 arithmetic (AVX512-BF16 or AMX), where bf16 matmuls beat float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch's generators (medvae draws all its randomness from torch)."""
     torch.manual_seed(seed)
@@ -186,6 +197,32 @@ class _LossModule(nn.Module):
         return out.loss, out.terms
 
 
+def flatten_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Move every trainable parameter, and its gradient, into one contiguous buffer.
+
+    Each parameter becomes a view into a flat ``master`` parameter and each ``.grad`` a view into the
+    master's gradient, so the optimizer updates the whole model with one kernel on one tensor (a small
+    model's step is otherwise dominated by per-tensor overhead). Autograd accumulates into the views in
+    place. Returns ``[master]`` for the optimizer, or the parameters unchanged when they differ in dtype
+    or device.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params or len({(p.dtype, p.device) for p in params}) != 1:
+        return params
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1) for p in params])
+    grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat[offset : offset + n].view_as(p)
+        p.grad = grad[offset : offset + n].view_as(p)
+        offset += n
+    master = nn.Parameter(flat)
+    master.grad = grad
+    return [master]
+
+
 def _adam(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
     # The fused kernel updates every parameter in one call; it exists on CPU and CUDA in current torch.
     try:
@@ -227,7 +264,7 @@ def fit(
     rank, _, world_size = world()
     main = rank == 0
     model.to(device)
-    opt = _adam(model.parameters(), config.lr, device)
+    opt = _adam(flatten_parameters(model), config.lr, device)
     record = TrainRecord(device=str(device), world_size=world_size, seed=config.seed,
                          batch_size=config.batch_size, lr=config.lr)
 
@@ -245,6 +282,9 @@ def fit(
     amp_dtype = None
     if config.amp and device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    elif config.amp and device.type == "cpu" and getattr(model, "cpu_bf16", False) and cpu_has_native_bf16():
+        amp_dtype = torch.bfloat16  # only models that ask for it: see medvae/models/fused_mlp.py
+    if amp_dtype is not None:
         record.amp = str(amp_dtype).removeprefix("torch.")
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     writer = _tensorboard(config.tensorboard) if main else None
@@ -271,7 +311,7 @@ def fit(
                     f"training stopped: the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                     "lower --lr or check the inputs for NaN/inf values"
                 )
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=False)  # keep the gradients as views of the flat buffer
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.models.base import VAE
+from medvae.models.base import VAE, LossOutput
+from medvae.models.fused_mlp import FusedMLPVAELoss
 
 
 @dataclass
@@ -57,6 +59,8 @@ class MLPVAE(VAE):
     """
 
     kind = "mlp_vae"
+    #: the training loop may enable bfloat16 autocast on CPUs with native bf16 (see fused_mlp.py)
+    cpu_bf16 = True
 
     def __init__(self, config: MLPVAEConfig | None = None) -> None:
         super().__init__()
@@ -74,3 +78,18 @@ class MLPVAE(VAE):
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z).view(-1, *self.config.in_shape)  # (B, C, *spatial)
+
+    def loss(self, batch: dict[str, Tensor]) -> LossOutput:
+        """Negative ELBO per image. Training on the CPU uses the hand-written :class:`FusedMLPVAELoss`
+        (same value, same noise draws, exact gradients); anything else uses autograd through ``forward``."""
+        x = batch["image"]
+        if not (self.training and torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32):
+            return super().loss(batch)
+        eps = torch.randn(x.shape[0], self.latent_dim, dtype=x.dtype)  # the draws randn_like(mu) would make
+        enc = [m for m in self.encoder.modules() if isinstance(m, nn.Linear)]
+        dec = [m for m in self.decoder.modules() if isinstance(m, nn.Linear)]
+        params = [t for m in (*enc, self.to_mu, self.to_logvar, *dec) for t in (m.weight, m.bias)]
+        loss, recon, kl = FusedMLPVAELoss.apply(
+            x.flatten(1), eps, torch.is_autocast_enabled("cpu"), len(enc), len(dec), *params
+        )
+        return LossOutput(loss, {"recon": recon, "kl": kl})
