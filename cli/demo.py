@@ -32,6 +32,8 @@ def mnist(
     nll_images: Annotated[Optional[int], typer.Option(help="Test images for the NLL estimate (default all).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    amp: Annotated[bool, typer.Option(help="Mixed precision: bf16/fp16 on CUDA; bf16 for the MLP's big matmuls "
+                                      "on CPUs with native bf16.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from the training state in --out.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N images of each split.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -43,7 +45,7 @@ def mnist(
         MnistDemoConfig, out=out, data=data, download=download, model=model, hidden=parse_ints("--hidden", hidden),
         latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, point=parse_floats("--point", point, 2),
         grid_size=grid_size, grid_range=grid_range, nll_k=nll_k, nll_images=nll_images, seed=seed, device=device,
-        resume=resume, limit=limit, progress=progress,
+        amp=amp, resume=resume, limit=limit, progress=progress,
     )
     result = run_task(run_mnist_demo, config)
     if result is None:  # a non-zero rank of a torchrun job: rank 0 reports

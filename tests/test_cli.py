@@ -59,10 +59,11 @@ def test_resume_adds_epochs(demo_run, tmp_path):
     assert m["epochs"] == 3 and len(m["train_loss"]) == 3
 
 
-def test_conv_model(tmp_path):
-    result = runner.invoke(app, ["demo", "mnist", "--out", str(tmp_path), "--model", "conv", *QUICK])
+def test_conv_model_without_mixed_precision(tmp_path):
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(tmp_path), "--model", "conv", "--no-amp", *QUICK])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "metrics.json").read_text())["model"] == "conv_vae"
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["model"] == "conv_vae" and m["amp"] == "off"
 
 
 def test_reads_a_data_folder(tmp_path, mnist_dir):

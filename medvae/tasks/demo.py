@@ -32,7 +32,7 @@ class MnistDemoConfig:
     grid_range: the manifold covers ``[-grid_range, grid_range]^2``.
     nll_k: importance samples per image for the NLL estimate.
     nll_images: test images used for the NLL estimate (None: all).
-    seed, device, resume, progress: see :class:`medvae.train.TrainConfig`.
+    seed, device, amp, resume, progress: see :class:`medvae.train.TrainConfig`.
     limit: use at most this many images of each split (quick runs).
     """
 
@@ -52,6 +52,7 @@ class MnistDemoConfig:
     nll_images: int | None = None
     seed: int = 0
     device: str = "auto"
+    amp: bool = True
     resume: bool = False
     progress: bool = True
     limit: int | None = None
@@ -138,7 +139,7 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
         train_data,
         test_data,
         train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                          device=config.device, state_path=out / "train_state.pt", resume=config.resume,
+                          device=config.device, amp=config.amp, state_path=out / "train_state.pt", resume=config.resume,
                           progress=config.progress),
         on_epoch_end=save,
     )
@@ -208,6 +209,7 @@ def _evaluate_and_draw(model, train_data, test_data, record, config: MnistDemoCo
         "lr": record.lr,
         "seed": record.seed,
         "device": record.device,
+        "amp": record.amp,
         "world_size": record.world_size,
         "train_seconds": round(record.train_seconds, 3),
         "samples_per_second": round(record.samples_per_second, 1),
