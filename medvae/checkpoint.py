@@ -87,6 +87,8 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; pass a model file (.safetensors)")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:

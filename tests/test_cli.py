@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from medvae_cli.main import app
@@ -64,6 +66,17 @@ def test_conv_model_without_mixed_precision(tmp_path):
     assert result.exit_code == 0, result.output
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["model"] == "conv_vae" and m["amp"] == "off"
+
+
+def test_same_seed_same_model_and_metrics(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        result = runner.invoke(app, ["demo", "mnist", "--out", str(tmp_path / name), "--seed", "7", *QUICK])
+        assert result.exit_code == 0, result.output
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        runs.append((m["test"], m["train_loss"], load_file(str(tmp_path / name / "model.safetensors"))))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert all(torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])  # identical weights
 
 
 def test_reads_a_data_folder(tmp_path, mnist_dir):
