@@ -7,7 +7,10 @@ MNIST through the MONAI pipeline into :class:`TensorBatches`, :func:`medvae.trai
 :class:`MLPVAE`. Rounds alternate between the two so that machine noise hits both alike. Both models are
 scored by the same function (:func:`medvae.metrics.negative_elbo`, 10 posterior samples per test image).
 
-    python benchmarks/mnist_train.py                 # embedded 5,000-digit sample, 10 epochs, 3 rounds
+medvae runs twice per round: as the demo does by default (``--amp``: on CPUs with native bfloat16 the
+MLP's two big matmuls run in bf16) and in float32 throughout (``--no-amp``), the plain loop's precision.
+
+    python benchmarks/mnist_train.py                 # embedded 5,000-digit sample, 10 epochs, 5 rounds
     python benchmarks/mnist_train.py --data DIR      # full MNIST from IDX files
 """
 
@@ -71,12 +74,12 @@ def plain_loop(x_train: torch.Tensor, epochs: int, seed: int) -> tuple[MLPVAE, f
     return model.as_medvae(), len(x_train) * epochs / seconds
 
 
-def medvae_loop(train, test, epochs: int, seed: int) -> tuple[MLPVAE, float]:
+def medvae_loop(train, test, epochs: int, seed: int, amp: bool = True) -> tuple[MLPVAE, float, str]:
     seed_everything(seed)
     model = MLPVAE()
     record = fit(model, train, test, TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, seed=seed, device="cpu",
-                                                 progress=False))
-    return model, record.samples_per_second
+                                                 progress=False, amp=amp))
+    return model, record.samples_per_second, record.amp
 
 
 def test_neg_elbo(model: MLPVAE, x_test: torch.Tensor) -> float:
@@ -101,10 +104,13 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     medvae_loop(train.subset(640), test, 1, 99)  # warm-up both paths (allocator, kernels)
     plain_loop(x_train[:640], 1, 99)
-    rows: dict[str, list[tuple[float, float]]] = {"plain PyTorch loop": [], "medvae": []}
+    amp = medvae_loop(train.subset(64), None, 1, 99)[2]
+    names = {True: f"medvae (default; mixed precision: {amp})", False: "medvae --no-amp (float32)"}
+    rows: dict[str, list[tuple[float, float]]] = {"plain PyTorch loop": [], names[True]: [], names[False]: []}
     for r in range(args.rounds):
-        model, sps = medvae_loop(train, test, args.epochs, seed=r)
-        rows["medvae"].append((sps, test_neg_elbo(model, x_test)))
+        for use_amp in (True, False):
+            model, sps, _ = medvae_loop(train, test, args.epochs, seed=r, amp=use_amp)
+            rows[names[use_amp]].append((sps, test_neg_elbo(model, x_test)))
         model, sps = plain_loop(x_train, args.epochs, seed=r)
         rows["plain PyTorch loop"].append((sps, test_neg_elbo(model, x_test)))
     # This machine's speed drifts by tens of percent over seconds: the ratio is taken within each round

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,14 +27,17 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def run_task(fn: Callable[..., T], *args, **kwargs) -> T:
     """Call a library function; its errors become one line on stderr and an exit code (a traceback with --debug)."""
-    from medvae.errors import MedvaeError
+    from medvae.errors import MedvaeError, UsageError
 
     try:
         return fn(*args, **kwargs)
     except MedvaeError as e:
         if state.debug:
             raise
-        raise fail(_first_line(e), e.exit_code) from None
+        message = _first_line(e)
+        if isinstance(e, UsageError):  # library messages name the parameter; on the command line it is an option
+            message = re.sub(r"^([a-z][a-z_]*) ", lambda m: f"--{m.group(1).replace('_', '-')} ", message)
+        raise fail(message, e.exit_code) from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
     except Exception as e:  # an unexpected failure: still one line unless --debug

@@ -57,6 +57,7 @@ def mnist(
     )
     typer.echo(
         f"test ({m['test_images']} images): -ELBO {t['neg_elbo']:.2f} nats (reconstruction {t['recon']:.2f} + "
-        f"KL {t['kl']:.2f}); NLL ~ {t['nll_importance_sampled']:.2f} nats (k={t['nll_k']})"
+        f"KL {t['kl']:.2f}); NLL ~ {t['nll_importance_sampled']:.2f} nats "
+        f"(k={t['nll_k']}, {t['nll_images']} images)"
     )
     typer.echo(f"wrote {', '.join(p.name for p in result.files.values())} to {result.out}")

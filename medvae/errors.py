@@ -7,6 +7,8 @@ library raises it like any other exception.
 
 from __future__ import annotations
 
+import math
+
 
 class MedvaeError(Exception):
     """Base class for errors shown to users as one line (exit code 1: an input failed)."""
@@ -40,8 +42,8 @@ def check_positive(name: str, value: float, *, integer: bool = True) -> None:
         value: the value to check.
         integer: whether the value must also be an integer.
     """
-    kind = "a positive integer" if integer else "a positive number"
+    kind = "a positive integer" if integer else "a positive, finite number"
     if integer and (isinstance(value, bool) or int(value) != value):
         raise UsageError(f"{name} must be {kind}, got {value!r}")
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise UsageError(f"{name} must be {kind}, got {value!r}")

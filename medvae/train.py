@@ -269,7 +269,10 @@ def fit(
                          batch_size=config.batch_size, lr=config.lr)
 
     start_epoch = 0
-    if config.resume and config.state_path is not None and Path(config.state_path).is_file():
+    if config.resume and config.state_path is not None:
+        if not Path(config.state_path).is_file():
+            raise UsageError(f"--resume: no training state at {config.state_path} to resume from; "
+                             "run without --resume to start afresh")
         start_epoch, record = _load_state(config.state_path, model, opt, device, record)
         record.resumed_at_epoch = start_epoch
 
@@ -409,8 +412,12 @@ def _load_state(path, model, opt, device, record: TrainRecord) -> tuple[int, Tra
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         saved = json.loads(state["record"])
-    except (RuntimeError, KeyError, ValueError, EOFError) as e:
-        raise TrainingError(f"{path}: cannot resume from this training state ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # unreadable file, or a state from another model or config
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TrainingError(
+            f"{path}: cannot resume from this training state (it is unreadable or comes from a different model "
+            f"or config: {first}); run without --resume to start afresh"
+        ) from None
     for k in ("train_loss", "val_loss", "train_terms", "val_terms", "train_samples", "train_seconds", "seconds"):
         setattr(record, k, saved[k])
     record.epochs = int(state["epoch"])

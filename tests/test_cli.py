@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -53,12 +54,22 @@ def test_info_describes_the_demo_model(demo_run):
 
 
 def test_resume_adds_epochs(demo_run, tmp_path):
-    out, _ = demo_run
+    first = json.loads((demo_run[0] / "metrics.json").read_text())
+    out = tmp_path / "copy"
+    shutil.copytree(demo_run[0], out)
     result = runner.invoke(app, ["demo", "mnist", "--out", str(out), *QUICK[:2], "--epochs", "3", *QUICK[4:],
                                  "--resume"])
     assert result.exit_code == 0, result.output
     m = json.loads((out / "metrics.json").read_text())
-    assert m["epochs"] == 3 and len(m["train_loss"]) == 3
+    assert m["epochs"] == 3 and m["train_loss"][:2] == first["train_loss"]  # epochs 1-2 kept, not retrained
+    info = json.loads(runner.invoke(app, ["info", "--json", str(out / "model.safetensors")]).output)
+    assert info["training"]["resumed_at_epoch"] == 2 and info["training"]["train_samples"] == 3 * 200
+
+
+def test_resume_without_a_state_is_bad_usage(tmp_path):
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(tmp_path), *QUICK, "--resume"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --resume: no training state at") and not list(tmp_path.iterdir())
 
 
 def test_conv_model_without_mixed_precision(tmp_path):
@@ -89,10 +100,13 @@ def test_reads_a_data_folder(tmp_path, mnist_dir):
     "args, message",
     [
         (["--data", "/no/such/folder"], "--data /no/such/folder: no such folder"),
-        (["--epochs", "0"], "epochs must be a positive integer, got 0"),
-        (["--batch-size", "-5"], "batch_size must be a positive integer, got -5"),
+        (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
+        (["--batch-size", "-5"], "--batch-size must be a positive integer, got -5"),
         (["--point", "1,2,3"], "--point '1,2,3': expected 2"),
-        (["--model", "rnn"], "model must be one of mlp, conv"),
+        (["--model", "rnn"], "--model must be one of mlp, conv"),
+        (["--latent-dim", "1"], "--latent-dim must be at least 2"),
+        (["--lr", "inf"], "--lr must be a positive, finite number, got inf"),
+        (["--hidden", "abc"], "--hidden 'abc': expected comma-separated integers"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path):

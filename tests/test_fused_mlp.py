@@ -46,5 +46,7 @@ def test_gradients_accumulate_and_eval_uses_autograd(image_batch):
     torch.manual_seed(1)
     model.loss({"image": image_batch}).loss.backward()
     torch.testing.assert_close(model.decoder[0].weight.grad, 2 * once)
+    out = model.loss({"image": image_batch})
+    assert not out.terms["recon"].requires_grad and not out.terms["kl"].requires_grad
     model.eval()
     assert model.loss({"image": image_batch}).loss.grad_fn.name() != "FusedMLPVAELossBackward"

@@ -64,6 +64,22 @@ def test_corrupt_idx_gives_one_line_error_naming_the_file(tmp_path, payload, mat
     assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 
+def test_gzip_with_a_damaged_stream_names_the_file(tmp_path):
+    payload = bytearray(gzip.compress(np.arange(4000, dtype=np.uint8).tobytes() * 3, mtime=0))
+    payload[len(payload) // 2] ^= 0xFF  # flip a byte in the middle of the deflate stream
+    path = tmp_path / "damaged-idx3-ubyte.gz"
+    path.write_bytes(bytes(payload))
+    with pytest.raises(InputError, match="cannot read IDX file") as e:
+        read_idx(path)
+    assert str(path) in str(e.value)
+
+
+def test_images_that_are_not_28x28(mnist_dir):
+    write_idx(mnist_dir / MNIST_FILES["train_images"][0], np.zeros((64, 10, 10), np.uint8))
+    with pytest.raises(InputError, match="train-images-idx3-ubyte.gz: images are 10x10; MNIST images are 28x28"):
+        read_mnist_dir(mnist_dir)
+
+
 def test_reads_standard_folder_gzipped_or_not(mnist_dir, tmp_path):
     data = read_mnist_dir(mnist_dir)
     assert data.train_images.shape == (64, 28, 28) and data.test_labels.shape == (32,)

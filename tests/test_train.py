@@ -51,6 +51,14 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     assert rr.train_loss == rs.train_loss
 
 
+def test_resume_needs_a_state_and_refuses_garbage(tmp_path):
+    with pytest.raises(UsageError, match="no training state"):
+        _train(epochs=2, state_path=tmp_path / "missing.pt", resume=True)
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TrainingError, match="cannot resume"):
+        _train(epochs=2, state_path=tmp_path / "junk.pt", resume=True)
+
+
 def test_resume_from_an_incompatible_state_is_a_clear_error(tmp_path):
     state = tmp_path / "state.pt"
     seed_everything(0)
@@ -87,7 +95,7 @@ def test_bad_device_name():
         fit(MLPVAE(), _data(), None, TrainConfig(epochs=1, device="tpu9", progress=False))
 
 
-@pytest.mark.parametrize("n, world_size", [(10, 1), (10, 2), (11, 2), (7, 3)])
+@pytest.mark.parametrize("n, world_size", [(10, 1), (10, 2), (11, 2), (7, 3), (1, 3), (2, 3)])
 def test_tensor_batches_shard_evenly_and_cover_everything(n, world_size):
     data = TensorBatches({"image": torch.arange(n).float()})
     seen, counts = [], []

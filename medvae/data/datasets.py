@@ -75,9 +75,8 @@ class TensorBatches:
         order = torch.randperm(self.n, generator=generator) if shuffle else torch.arange(self.n)
         if world_size > 1:
             per_rank = -(-self.n // world_size)
-            pad = per_rank * world_size - self.n
-            if pad:
-                order = torch.cat([order, order[:pad]])
+            if per_rank * world_size > self.n:  # repeat items so every rank gets per_rank of them
+                order = order.repeat(-(-per_rank * world_size // self.n))[: per_rank * world_size]
             order = order[rank::world_size]
         if not shuffle and world_size == 1:
             for i in range(0, self.n, batch_size):  # contiguous slices: views, no copy

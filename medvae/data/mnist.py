@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             data = f.read()
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, EOFError) as e:  # bad gzip stream, truncated archive
+    except (OSError, EOFError, zlib.error) as e:  # bad gzip stream, truncated archive
         raise InputError(f"{path}: cannot read IDX file ({e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise InputError(f"{path}: not an IDX file (bad magic number)")
@@ -150,6 +151,8 @@ def read_mnist_dir(folder: str | os.PathLike) -> MnistData:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1:
             raise InputError(f"{found[f'{split}_images']}: expected (N, rows, cols) images and (N,) labels")
+        if images.shape[1:] != (28, 28):
+            raise InputError(f"{found[f'{split}_images']}: images are {images.shape[1]}x{images.shape[2]}; MNIST images are 28x28")
         if len(images) != len(labels):
             raise InputError(
                 f"{found[f'{split}_labels']}: {len(labels)} labels for {len(images)} images in "

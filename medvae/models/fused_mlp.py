@@ -62,10 +62,11 @@ class FusedMLPVAELoss(torch.autograd.Function):
             recon = F.softplus(logits).sum() - torch.dot(x.reshape(-1), logits.reshape(-1))
             kl = 0.5 * (std.square().sum() + mu.square().sum() - logvar.sum()) - 0.5 * mu.numel()
             loss = (recon + kl) / b
+            recon, kl = recon / b, kl / b
         ctx.save_for_backward(x, x_lo, *acts, w_head, mu, std, eps, *dec_in, g_lo, w_out_lo, logits, *params)
         ctx.n = (n_enc, n_dec, b)
         ctx.mark_non_differentiable(recon, kl)
-        return loss, recon.detach() / b, kl.detach() / b
+        return loss, recon, kl
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor, _g_recon=None, _g_kl=None):

@@ -83,7 +83,8 @@ class MLPVAE(VAE):
         """Negative ELBO per image. Training on the CPU uses the hand-written :class:`FusedMLPVAELoss`
         (same value, same noise draws, exact gradients); anything else uses autograd through ``forward``."""
         x = batch["image"]
-        if not (self.training and torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32):
+        fused = x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
+        if not (self.training and torch.is_grad_enabled() and fused):
             return super().loss(batch)
         eps = torch.randn(x.shape[0], self.latent_dim, dtype=x.dtype)  # the draws randn_like(mu) would make
         enc = [m for m in self.encoder.modules() if isinstance(m, nn.Linear)]

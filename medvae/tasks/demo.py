@@ -70,6 +70,8 @@ class MnistDemoConfig:
         for name in ("nll_images", "limit"):
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name))
+        if self.latent_dim < 2:
+            raise UsageError(f"latent_dim must be at least 2 for the demo's 2-D figures, got {self.latent_dim}")
         if len(self.point) != 2:
             raise UsageError(f"point must be two numbers 'x,y' (a point in the first two latent dims), got {self.point}")
         if self.out.exists() and not self.out.is_dir():
