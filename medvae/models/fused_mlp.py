@@ -21,6 +21,11 @@ from torch.nn import functional as F
 _BF16 = torch.bfloat16
 
 
+def _relu_backward(grad: Tensor, out: Tensor) -> Tensor:
+    """Gradient through ``out = relu(pre)``: ``grad`` where ``out > 0``, else 0 (in place, one kernel)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
+
+
 class FusedMLPVAELoss(torch.autograd.Function):
     """Negative ELBO (Bernoulli reconstruction + closed-form KL) of an MLP VAE, summed over the batch / B.
 
@@ -41,7 +46,7 @@ class FusedMLPVAELoss(torch.autograd.Function):
             b = x.shape[0]
             # first encoder layer, in dt; keep x in dt for its weight gradient
             x_lo = x.to(dt)
-            h = torch.addmm(enc[0][1].to(dt), x_lo, enc[0][0].to(dt).t()).relu_().float()
+            h = torch.mm(x_lo, enc[0][0].to(dt).t()).float().add_(enc[0][1]).relu_()
             acts = [h]  # outputs of the encoder layers (the input of the next layer)
             for w, bias in enc[1:]:
                 h = torch.addmm(bias, h, w.t()).relu_()
@@ -58,7 +63,7 @@ class FusedMLPVAELoss(torch.autograd.Function):
                 dec_in.append(g)
             # last decoder layer, in dt; keep its input and weight in dt for the backward pass
             g_lo, w_out_lo = g.to(dt), dec[-1][0].to(dt)
-            logits = torch.addmm(dec[-1][1].to(dt), g_lo, w_out_lo.t()).float()  # (B, D)
+            logits = torch.mm(g_lo, w_out_lo.t()).float().add_(dec[-1][1])  # (B, D)
             recon = F.softplus(logits).sum() - torch.dot(x.reshape(-1), logits.reshape(-1))
             kl = 0.5 * (std.square().sum() + mu.square().sum() - logvar.sum()) - 0.5 * mu.numel()
             loss = (recon + kl) / b
@@ -89,7 +94,7 @@ class FusedMLPVAELoss(torch.autograd.Function):
             grads[dec0 + 2 * (n_dec - 1) + 1] = d.sum(0)
             d = d_lo.mm(w_out_lo).float()
             for i in reversed(range(n_dec - 1)):
-                d = d.mul_(dec_in[i + 1] > 0)  # through the ReLU that made layer i's output
+                d = _relu_backward(d, dec_in[i + 1])  # through the ReLU that made layer i's output
                 grads[dec0 + 2 * i] = d.t().mm(dec_in[i])
                 grads[dec0 + 2 * i + 1] = d.sum(0)
                 d = d.mm(params[dec0 + 2 * i])
@@ -104,11 +109,11 @@ class FusedMLPVAELoss(torch.autograd.Function):
             grads[2 * n_enc + 1], grads[2 * n_enc + 3] = g_head_b[:latent], g_head_b[latent:]
             d = d_head.mm(w_head)
             for i in reversed(range(1, n_enc)):
-                d = d.mul_(acts[i] > 0)
+                d = _relu_backward(d, acts[i])
                 grads[2 * i] = d.t().mm(acts[i - 1])
                 grads[2 * i + 1] = d.sum(0)
                 d = d.mm(params[2 * i])
-            d = d.mul_(acts[0] > 0)
+            d = _relu_backward(d, acts[0])
             grads[0] = d.to(x_lo.dtype).t().mm(x_lo).float()
             grads[1] = d.sum(0)
         return (None, None, None, None, None, *grads)
