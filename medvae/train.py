@@ -334,7 +334,9 @@ def fit(
         record.train_loss.append(train_means.pop("loss"))
         record.train_terms.append(train_means)
         if val is not None:
-            val_means = evaluate_loss(model, val, config.batch_size * 4, device, amp_dtype, distributed)
+            # CPU bf16 is a training speed-up only: validate in float32 there
+            val_amp = amp_dtype if device.type == "cuda" else None
+            val_means = evaluate_loss(model, val, config.batch_size * 4, device, val_amp, distributed)
             record.val_loss.append(val_means.pop("loss"))
             record.val_terms.append(val_means)
         record.epochs = epoch + 1
