@@ -81,7 +81,8 @@ class MLPVAE(VAE):
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         """Negative ELBO per image. Training on the CPU uses the hand-written :class:`FusedMLPVAELoss`
-        (same value, same noise draws, exact gradients); anything else uses autograd through ``forward``."""
+        (same value, same noise draws; float32 gradients equal autograd's, and under CPU bf16 autocast the two
+        big layers' products are bf16); anything else uses autograd through ``forward``."""
         x = batch["image"]
         fused = x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
         if not (self.training and torch.is_grad_enabled() and fused):
