@@ -145,3 +145,12 @@ def test_embedded_sample_is_real_mnist_with_a_fixed_stratified_split():
     # Real handwriting: digits are mostly background with a centred stroke.
     mean = data.train_images.mean(0)
     assert mean[:3].mean() < 1 and mean[10:18, 10:18].mean() > 60
+
+
+def test_sample_location_can_be_overridden(tmp_path, monkeypatch, mnist_dir):
+    monkeypatch.setenv("MEDVAE_SAMPLE_DATA", str(mnist_dir.parent))
+    assert sample_mnist_dir() == mnist_dir
+    assert load_mnist().train_images.shape == (64, 28, 28)
+    monkeypatch.setenv("MEDVAE_SAMPLE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(InputError, match="embedded MNIST sample is not at"):
+        load_mnist()
