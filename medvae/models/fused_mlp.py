@@ -2,7 +2,7 @@
 
 Why: the demo network is tiny (470k parameters), so at batch 64 a step of ordinary autograd spends more
 time dispatching ~100 small operators than multiplying matrices. This function computes the negative
-ELBO and its exact gradients in a handful of ``addmm`` calls. It is a ``torch.autograd.Function`` that
+ELBO and its gradients (exact in float32) in a handful of matrix products. It is a ``torch.autograd.Function`` that
 takes the parameters as inputs and returns their gradients, so autograd, gradient accumulation, hooks
 and DistributedDataParallel all behave as usual.
 

@@ -71,6 +71,10 @@ class MLPVAE(VAE):
         self.to_mu = nn.Linear(config.hidden[-1], config.latent_dim)
         self.to_logvar = nn.Linear(config.hidden[-1], config.latent_dim)
         self.decoder = _mlp([config.latent_dim, *reversed(config.hidden), d])  # (B, L) -> (B, D)
+        # the Linear layers in the fused loss's order, found once rather than on every training step
+        enc = [m for m in self.encoder.modules() if isinstance(m, nn.Linear)]
+        dec = [m for m in self.decoder.modules() if isinstance(m, nn.Linear)]
+        self._fused_layers = (len(enc), len(dec), (*enc, self.to_mu, self.to_logvar, *dec))
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(x.flatten(1))  # (B, H)
@@ -88,10 +92,7 @@ class MLPVAE(VAE):
         if not (self.training and torch.is_grad_enabled() and fused):
             return super().loss(batch)
         eps = torch.randn(x.shape[0], self.latent_dim, dtype=x.dtype)  # the draws randn_like(mu) would make
-        enc = [m for m in self.encoder.modules() if isinstance(m, nn.Linear)]
-        dec = [m for m in self.decoder.modules() if isinstance(m, nn.Linear)]
-        params = [t for m in (*enc, self.to_mu, self.to_logvar, *dec) for t in (m.weight, m.bias)]
-        loss, recon, kl = FusedMLPVAELoss.apply(
-            x.flatten(1), eps, torch.is_autocast_enabled("cpu"), len(enc), len(dec), *params
-        )
+        n_enc, n_dec, layers = self._fused_layers
+        params = [t for m in layers for t in (m.weight, m.bias)]
+        loss, recon, kl = FusedMLPVAELoss.apply(x.flatten(1), eps, torch.is_autocast_enabled("cpu"), n_enc, n_dec, *params)
         return LossOutput(loss, {"recon": recon, "kl": kl})
