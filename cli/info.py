@@ -12,10 +12,12 @@ from medvae_cli._run import run_task
 
 
 def info(
-    path: Annotated[Path, typer.Argument(help="A medvae model file.")],
+    path: Annotated[Path, typer.Argument(help="An image (DICOM, NIfTI, PNG, TIFF, JPEG, .npy), a DICOM "
+                                                     "series folder, or a medvae model file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
 ) -> None:
-    """Say what a file is: a model's kind, config, preprocessing and training record."""
+    """Say what a file is: an image's shape, spacing, modality and intensities; a model's kind, config and
+    training record. Patient-identifying DICOM attributes are never shown."""
     from medvae.tasks import describe, format_description
 
     desc = run_task(describe, path)

@@ -28,7 +28,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix  # scan.nii.gz keeps .nii.gz
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[: len(path.name) - len(suffix)]}.",
+                               suffix=f".part{suffix}")
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -1,24 +1,80 @@
-"""``medvae info PATH``: what a file is. For now, medvae model files (images come with the I/O layer)."""
+"""``medvae info PATH``: what a file is, an image (shape, spacing, modality, intensities) or a model."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 
 def describe(path: str | os.PathLike) -> dict[str, Any]:
-    """Describe a medvae model file: kind, config, preprocessing, training record, size.
+    """Describe a medvae model file, or an image file or DICOM series folder.
+
+    Patient-identifying DICOM attributes are never included.
 
     Raises:
-        InputError: the file is missing or is not a medvae model (one line naming it).
+        InputError: the path is missing or is neither a model nor a readable image (one line naming it).
     """
-    from medvae.checkpoint import read_model_info
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        from medvae.checkpoint import read_model_info
 
-    return {"type": "model", **read_model_info(path).to_dict()}
+        return {"type": "model", **read_model_info(path).to_dict()}
+    return describe_image(path)
+
+
+def describe_image(path: Path) -> dict[str, Any]:
+    """Shape, spacing, orientation, modality, photometric interpretation and intensity range of an image."""
+    import nibabel as nib
+    import numpy as np
+
+    from medvae.data.io import read_image
+
+    image = read_image(path)
+    a = image.array
+    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+    out: dict[str, Any] = {
+        "type": "image",
+        "path": str(path),
+        "format": image.format,
+        "shape": list(a.shape),
+        "spatial_dims": image.spatial_dims,
+        "dtype": str(a.dtype),
+        "spacing_mm": [round(s, 6) for s in image.spacing] if image.spacing_known else None,
+        "orientation": "".join(nib.aff2axcodes(image.affine))[: a.ndim] if image.spacing_known else None,
+        "affine": [[round(float(v), 6) for v in row] for row in image.affine],
+        "intensity": {"min": float(finite.min()) if finite.size else None,
+                      "max": float(finite.max()) if finite.size else None,
+                      "mean": float(finite.mean()) if finite.size else None},
+        "bits": image.bits,
+        "notes": image.notes,
+    }
+    if image.format == "dicom":
+        ds = image.dicom[0]
+        out["dicom"] = {
+            "modality": image.modality,
+            "sop_class": _uid_name(getattr(ds, "SOPClassUID", "")),
+            "transfer_syntax": _uid_name(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
+            "photometric_interpretation": image.photometric,
+            "files": len(image.dicom),
+            "body_part": str(getattr(ds, "BodyPartExamined", "")),
+            "series_description": str(getattr(ds, "SeriesDescription", "")),
+            "image_type": list(getattr(ds, "ImageType", [])),
+            "derivation": str(getattr(ds, "DerivationDescription", "")),
+            "window": list(image.window) if image.window else None,
+            "value_range": list(image.value_range) if image.value_range else None,
+        }
+    return out
+
+
+def _uid_name(uid) -> str:
+    return getattr(uid, "name", str(uid)) if uid else ""
 
 
 def format_description(info: dict[str, Any]) -> str:
     """Human-readable text for :func:`describe`'s result (the long per-epoch lists are summarised)."""
+    if info["type"] == "image":
+        return _format_image(info)
     lines = [f"{info['path']}: medvae model, kind {info['kind']} (medvae {info['medvae_version']})",
              f"  parameters: {info['n_parameters']:,} in {info['n_tensors']} tensors"]
     lines.append("  config: " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
@@ -36,4 +92,30 @@ def format_description(info: dict[str, Any]) -> str:
             lines.append(f"    final train loss: {t['train_loss'][-1]:.3f}")
         if t.get("val_loss"):
             lines.append(f"    final validation loss: {t['val_loss'][-1]:.3f}")
+    return "\n".join(lines)
+
+
+def _format_image(info: dict[str, Any]) -> str:
+    shape = " x ".join(str(n) for n in info["shape"])
+    axes = "(x, y)" if info["spatial_dims"] == 2 else "(x, y, z)"
+    lines = [f"{info['path']}: {info['format'].upper()} image, {shape} {axes}, {info['dtype']}"]
+    if info["spacing_mm"]:
+        lines.append("  spacing: " + " x ".join(f"{s:g}" for s in info["spacing_mm"]) + " mm"
+                     + (f", orientation {info['orientation']}" if info["orientation"] else ""))
+    else:
+        lines.append("  spacing: unknown (no pixel size in the file)")
+    i = info["intensity"]
+    if i["min"] is not None:
+        lines.append(f"  intensity: {i['min']:g} .. {i['max']:g} (mean {i['mean']:.4g})"
+                     + (f", {info['bits']} bits stored" if info["bits"] else ""))
+    d = info.get("dicom")
+    if d:
+        lines.append(f"  modality: {d['modality'] or '?'}, {d['sop_class']}, {d['photometric_interpretation']}"
+                     f", {d['transfer_syntax']}" + (f", {d['files']} files" if d["files"] > 1 else ""))
+        if d["window"]:
+            lines.append(f"  window: center {d['window'][0]:g}, width {d['window'][1]:g}")
+        if d["derivation"]:
+            lines.append(f"  derived: {d['derivation']}")
+    for note in info["notes"]:
+        lines.append(f"  note: {note}")
     return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""Intensity windows: which values map to black and white, for display files and for model inputs.
+
+``none`` keeps values; ``percentile`` maps the 0.5th..99.5th percentiles to the ends (robust to a few
+hot pixels); ``window`` uses the DICOM header's Window Center/Width; ``minmax`` the full range;
+``auto`` is ``window`` when the header has one and ``percentile`` otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medvae.errors import InputError, UsageError
+
+NORMALIZE_CHOICES = ("auto", "none", "percentile", "window", "minmax")
+PERCENTILES = (0.5, 99.5)
+
+
+def check_normalize(normalize: str) -> str:
+    if normalize not in NORMALIZE_CHOICES:
+        raise UsageError(f"normalize {normalize!r} is not one of {', '.join(NORMALIZE_CHOICES)}")
+    return normalize
+
+
+def intensity_window(array: np.ndarray, normalize: str, *, window: tuple[float, float] | None = None,
+                     percentiles: tuple[float, float] = PERCENTILES, name: str = "image") -> tuple[float, float] | None:
+    """The ``(low, high)`` values that ``normalize`` maps to 0 and 1, or None for ``"none"``.
+
+    Args:
+        array: the values.
+        normalize: one of :data:`NORMALIZE_CHOICES`.
+        window: the DICOM (center, width), needed for ``"window"``.
+        percentiles: the lower and upper percentile for ``"percentile"``.
+        name: the file, for error messages.
+    """
+    check_normalize(normalize)
+    if normalize == "none":
+        return None
+    if normalize == "auto":
+        normalize = "window" if window is not None else "percentile"
+    if normalize == "window":
+        if window is None:
+            raise InputError(f"{name}: has no DICOM window (Window Center/Width); use --normalize percentile")
+        center, width = window
+        low, high = center - width / 2, center + width / 2
+    else:
+        finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+        if finite.size == 0:
+            raise InputError(f"{name}: the image has no finite values")
+        if normalize == "minmax":
+            low, high = float(finite.min()), float(finite.max())
+        else:
+            low, high = (float(v) for v in np.percentile(finite, percentiles))
+    if not high > low:  # a constant image: map it to mid-grey rather than divide by zero
+        high = low + 1.0
+    return float(low), float(high)
+
+
+def scale_to_unit(array: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``(array - low) / (high - low)`` clipped to [0, 1], as float32."""
+    out = (array.astype(np.float32) - np.float32(low)) / np.float32(high - low)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def to_display(array: np.ndarray, low: float, high: float, bits: int = 8) -> np.ndarray:
+    """Map ``low..high`` to the integers ``0..2**bits - 1`` (uint8 or uint16)."""
+    if bits not in (8, 16):
+        raise UsageError(f"bits must be 8 or 16, got {bits}")
+    top = 2**bits - 1
+    return np.round(scale_to_unit(array, low, high) * top).astype(np.uint8 if bits == 8 else np.uint16)
