@@ -133,7 +133,7 @@ def test_info_on_a_file_that_is_not_a_model(tmp_path):
     bad.write_text("hello")
     result = runner.invoke(app, ["info", str(bad)])
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"error: {bad}: not a medvae model file") and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: {bad}: neither an image medvae reads") and len(result.stderr.splitlines()) == 1
 
 
 def test_torchrun_two_cpu_processes(tmp_path):

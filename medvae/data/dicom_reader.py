@@ -125,6 +125,7 @@ class MedvaeDicomReader(PydicomReader):
             if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
                 raise InputError(f"{filenames[0]}: a series of multi-frame files is not supported; "
                                  "convert one file at a time")
+        first = datasets[0][0]  # the lowest slice: its position is the volume's origin
         arrays = [self._get_array_data(ds, name) for ds, name in datasets]
         self.facts.slice_files = [str(name) for _, name in datasets]
         meta = self._get_meta_dict(first)

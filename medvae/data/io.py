@@ -215,7 +215,7 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
     reader = MedvaeDicomReader()
     loader = LoadImage(reader=reader, image_only=False, dtype=None)
     try:
-        array, meta = loader([str(f) for f in files] if len(files) > 1 else str(files[0]))
+        array, meta = loader(str(path) if path.is_dir() else str(files[0]))  # a folder: MONAI reads a series
     except InputError:
         raise
     except Exception as e:

@@ -15,8 +15,16 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         InputError: the path is missing or is neither a model nor a readable image (one line naming it).
     """
+    from medvae.data.io import sniff_format
+    from medvae.errors import InputError
+
     path = Path(path)
-    if path.is_file() and path.suffix == ".safetensors":
+    if path.is_file() and path.stat().st_size > 0 and sniff_format(path) is None:
+        with open(path, "rb") as f:
+            looks_like_model = f.read(9)[8:9] == b"{"  # safetensors: 8-byte header length, then JSON
+        if not (looks_like_model or path.suffix == ".safetensors"):
+            raise InputError(f"{path}: neither an image medvae reads (DICOM, NIfTI, PNG, TIFF, JPEG, .npy) "
+                             "nor a medvae model file")
         from medvae.checkpoint import read_model_info
 
         return {"type": "model", **read_model_info(path).to_dict()}
