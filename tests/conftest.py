@@ -29,3 +29,22 @@ def image_batch():
     """Eight 28x28 images in [0, 1] with some structure, ``(8, 1, 28, 28)``."""
     g = torch.Generator().manual_seed(1)
     return (torch.rand(8, 1, 28, 28, generator=g) > 0.6).float()
+
+
+SAMPLE = __import__("pathlib").Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def sample_dir():
+    """The repository's sample_data/ folder (small real DICOM, NIfTI and PNG files)."""
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def dicom_data():
+    """The folder of real DICOM files that the pydicom-data package installs (a test dependency)."""
+    import os
+
+    import data_store
+
+    return __import__("pathlib").Path(os.path.dirname(data_store.__file__)) / "data"

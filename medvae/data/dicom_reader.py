@@ -149,6 +149,8 @@ class MedvaeDicomReader(PydicomReader):
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             syntax = getattr(getattr(getattr(img, "file_meta", None), "TransferSyntaxUID", None), "name", "?")
             raise InputError(f"{filename}: cannot decode the pixel data ({syntax}): {msg}") from e
+        if not data.dtype.isnative:  # big-endian files: native order for numpy/torch arithmetic
+            data = data.astype(data.dtype.newbyteorder("="))
         photometric = str(getattr(img, "PhotometricInterpretation", "MONOCHROME2")).upper()
         frames = int(getattr(img, "NumberOfFrames", 1) or 1)
         samples = int(getattr(img, "SamplesPerPixel", 1) or 1)

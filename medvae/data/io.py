@@ -1,7 +1,9 @@
 """Read and write medical images with their metadata: DICOM, NIfTI, PNG/TIFF/JPEG and .npy.
 
-Reading goes through MONAI's ``LoadImage`` (``MedvaeDicomReader``, ``NibabelReader``, ``PILReader``,
-``NumpyReader``), so every image comes out in MONAI's convention, the one NIfTI uses too:
+Reading goes through MONAI's image readers (``MedvaeDicomReader``, ``NibabelReader``, ``PILReader``,
+``NumpyReader``), called the way ``LoadImage`` calls them (``read`` then ``get_data``) but without its
+conversion to a torch tensor, which would widen uint16 to int32. So every image comes out in MONAI's
+convention, the one NIfTI uses too, with the dtype of the file:
 
 * ``Image.array`` has spatial axes only, ``(x, y[, z])``: axis 0 runs along a row (left to right on
   screen, one step per column), axis 1 down the rows, axis 2 through the slices. A PNG's pixel at
@@ -187,6 +189,12 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(f"{path}: cannot read this {fmt.upper()} file ({msg})") from e
 
 
+def _load(reader, path: Path) -> tuple[np.ndarray, dict]:
+    """What ``LoadImage(reader)`` does, minus the tensor conversion: ``reader.get_data(reader.read(path))``."""
+    array, meta = reader.get_data(reader.read(str(path)))
+    return np.asarray(array), meta
+
+
 def dicom_files_in(folder: Path) -> list[Path]:
     """The DICOM files directly inside ``folder`` (by content, whatever their names), sorted."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
@@ -199,8 +207,6 @@ def dicom_files_in(folder: Path) -> list[Path]:
 
 def _read_dicom(path: Path, files: list[Path]) -> Image:
     import pydicom
-    from monai.transforms import LoadImage
-
     from medvae.data.dicom_reader import MedvaeDicomReader
 
     headers = []
@@ -213,9 +219,10 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
     if len(series) > 1:
         raise InputError(f"{path}: the folder holds {len(series)} DICOM series; give one series' folder")
     reader = MedvaeDicomReader()
-    loader = LoadImage(reader=reader, image_only=False, dtype=None)
     try:
-        array, meta = loader(str(path) if path.is_dir() else str(files[0]))  # a folder: MONAI reads a series
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+            array, meta = _load(reader, path if path.is_dir() else files[0])  # a folder: MONAI reads a series
     except InputError:
         raise
     except Exception as e:
@@ -250,9 +257,8 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
 def _read_nifti(path: Path) -> Image:
     import nibabel as nib
     from monai.data import NibabelReader
-    from monai.transforms import LoadImage
 
-    array, meta = LoadImage(reader=NibabelReader(), image_only=False, dtype=None)(str(path))
+    array, meta = _load(NibabelReader(), path)
     array = np.asarray(array)
     if array.ndim > 3:
         raise InputError(f"{path}: a {array.ndim}-D NIfTI {tuple(array.shape)} is not supported; "
@@ -264,9 +270,8 @@ def _read_nifti(path: Path) -> Image:
 
 def _read_npy(path: Path) -> Image:
     from monai.data import NumpyReader
-    from monai.transforms import LoadImage
 
-    array = np.asarray(LoadImage(reader=NumpyReader(), image_only=True, dtype=None)(str(path)))
+    array, _ = _load(NumpyReader(), path)
     if array.ndim not in (2, 3) or array.dtype.kind not in "biuf":
         raise InputError(f"{path}: expected a 2-D or 3-D numeric array, got shape {array.shape} "
                          f"of {array.dtype}")
@@ -277,7 +282,6 @@ def _read_npy(path: Path) -> Image:
 
 def _read_pil(path: Path, fmt: str) -> Image:
     from monai.data import PILReader
-    from monai.transforms import LoadImage
     from PIL import Image as PILImage
 
     notes: list[str] = []
@@ -295,7 +299,7 @@ def _read_pil(path: Path, fmt: str) -> Image:
             return img.convert("L")
         return img
 
-    array = np.asarray(LoadImage(reader=PILReader(converter=to_gray), image_only=True, dtype=None)(str(path)))
+    array, _ = _load(PILReader(converter=to_gray), path)
     if mode.startswith("I;16") or (array.dtype.kind in "iu" and array.max(initial=0) > 255):
         array, bits = array.astype(np.uint16), 16
     elif array.dtype.kind == "f":

@@ -11,7 +11,7 @@ from monai.transforms import InvertibleTransform
 from monai.utils import TraceKeys
 
 from medvae.data.intensity import PERCENTILES, check_normalize, intensity_window
-from medvae.errors import UsageError
+from medvae.errors import MedvaeError, UsageError
 
 
 def mnist_transforms():
@@ -134,7 +134,16 @@ def prepare(image, size: Sequence[int], *, normalize: str = "percentile",
         SpatialPad(spatial_size=size, method="symmetric"),
     ])
     values = image.array if image.array.dtype.kind == "f" else image.array.astype(np.float32)
-    tensor = pipeline(MetaTensor(torch.as_tensor(np.ascontiguousarray(values)), affine=torch.as_tensor(image.affine)))
+    try:
+        tensor = pipeline(MetaTensor(torch.as_tensor(np.ascontiguousarray(values)),
+                                     affine=torch.as_tensor(image.affine)))
+    except RuntimeError as e:  # MONAI wraps a transform's error: surface ours as it is
+        cause = e
+        while cause.__cause__ is not None and not isinstance(cause, MedvaeError):
+            cause = cause.__cause__
+        if isinstance(cause, MedvaeError):
+            raise cause from None
+        raise
     return ModelInput(tensor=tensor, pipeline=pipeline)
 
 

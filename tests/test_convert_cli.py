@@ -1,0 +1,173 @@
+"""``medvae convert`` and ``medvae info`` on images, end to end through the command line."""
+
+from __future__ import annotations
+
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from medvae_cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def lung_contrast(picture: np.ndarray) -> tuple[float, float]:
+    """Mean grey of the two lung fields and of the mediastinum/spine strip of a PA chest film."""
+    h, w = picture.shape
+    rows = slice(int(0.3 * h), int(0.6 * h))
+    lungs = np.r_[picture[rows, int(0.2 * w):int(0.35 * w)].ravel(), picture[rows, int(0.65 * w):int(0.8 * w)].ravel()]
+    return float(lungs.mean()), float(picture[rows, int(0.45 * w):int(0.55 * w)].mean())
+
+
+def test_chest_radiograph_to_png_looks_right(tmp_path, dicom_data):
+    """The real MONOCHROME1 chest CR from pydicom-data: upright (not transposed), lungs dark, bone bright."""
+    src = dicom_data / "RG1_UNCR.dcm"
+    result = invoke("convert", src, tmp_path / "chest.png")
+    assert result.exit_code == 0, result.output
+    png = PILImage.open(tmp_path / "chest.png")
+    ds = pydicom.dcmread(src, stop_before_pixels=True)
+    assert png.size == (ds.Columns, ds.Rows) and png.mode == "L"  # PIL's size is (width, height)
+    lungs, mediastinum = lung_contrast(np.asarray(png).astype(float))
+    assert lungs + 40 < mediastinum, (lungs, mediastinum)
+    assert "MONOCHROME1 inverted" in result.stderr and "mapped to 0..255" in result.stderr
+    # the raw stored pixels have it the other way round: that is what inversion fixes
+    raw_lungs, raw_mediastinum = lung_contrast(pydicom.dcmread(src).pixel_array.astype(float))
+    assert raw_lungs > raw_mediastinum
+
+
+def test_folder_with_broken_files(tmp_path, sample_dir):
+    src = tmp_path / "in"
+    (src / "nested").mkdir(parents=True)
+    shutil.copy(sample_dir / "dicom" / "chest_cr.dcm", src / "chest.dcm")
+    shutil.copy(sample_dir / "dicom" / "chest_cr_j2k.dcm", src / "nested" / "chest_j2k.dcm")
+    shutil.copy(sample_dir / "png" / "extremity_16bit.png", src / "nested" / "knee.png")
+    (src / "nested" / "empty.dcm").write_bytes(b"")
+    data = (sample_dir / "dicom" / "extremity_cr.dcm").read_bytes()
+    (src / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    shutil.copy(sample_dir / "png" / "chest_8bit.png", src / "misnamed.dcm")
+    result = invoke("convert", src, tmp_path / "out", "--format", "png", "--no-progress")
+    assert result.exit_code == 1
+    made = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert made == ["chest.png", "nested/chest_j2k.png", "nested/knee.png"]
+    err = result.stderr
+    assert "converted 3, 3 failed:" in err
+    assert f"{src / 'nested' / 'empty.dcm'}: the file is empty" in err
+    assert f"{src / 'truncated.dcm'}: cannot decode the pixel data" in err
+    assert f"{src / 'misnamed.dcm'}: named as DICOM but holds PNG data" in err
+    assert err.strip().splitlines()[-1] == "error: 3 of 6 inputs failed (listed above)"
+    # the same pixels through JPEG 2000 and uncompressed; the 16-bit PNG was copied as it is
+    a, b = (np.asarray(PILImage.open(tmp_path / "out" / n)) for n in ("chest.png", "nested/chest_j2k.png"))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.asarray(PILImage.open(tmp_path / "out" / "nested" / "knee.png")),
+                                  np.asarray(PILImage.open(src / "nested" / "knee.png")))
+    # run again: everything done is skipped, the failures are reported again
+    again = invoke("convert", src, tmp_path / "out", "--format", "png", "--no-progress")
+    assert again.exit_code == 1 and "converted 0, skipped 3 already done" in again.stderr
+
+
+def test_nifti_to_nifti_keeps_the_affine(tmp_path, sample_dir):
+    src = sample_dir / "nifti" / "mni152_t1_4mm.nii.gz"
+    result = invoke("convert", src, tmp_path / "t1.nii.gz")
+    assert result.exit_code == 0 and result.stdout.strip() == f"wrote {tmp_path / 't1.nii.gz'}"
+    a, b = nib.load(src), nib.load(tmp_path / "t1.nii.gz")
+    np.testing.assert_array_equal(a.affine, b.affine)
+    np.testing.assert_array_equal(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj))
+    assert a.get_data_dtype() == b.get_data_dtype()
+
+
+def test_series_folder_to_nifti_and_back_to_dicom(tmp_path, sample_dir):
+    result = invoke("convert", sample_dir / "dicom" / "ct_series", tmp_path / "ct.nii.gz", "--series")
+    assert result.exit_code == 0, result.output
+    assert nib.load(tmp_path / "ct.nii.gz").shape == (16, 16, 5)
+    result = invoke("convert", tmp_path / "ct.nii.gz", tmp_path / "ct.dcm")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "ct").glob("*.dcm"))) == 5  # a volume becomes a series folder
+
+
+def test_percentile_to_nifti_gives_unit_floats(tmp_path, sample_dir):
+    result = invoke("convert", sample_dir / "dicom" / "chest_cr.dcm", tmp_path / "c.nii.gz", "--normalize", "percentile")
+    assert result.exit_code == 0
+    data = nib.load(tmp_path / "c.nii.gz").get_fdata()
+    assert data.min() == 0 and data.max() == 1
+
+
+def test_sixteen_bit_png_output(tmp_path, sample_dir):
+    result = invoke("convert", sample_dir / "dicom" / "chest_cr.dcm", tmp_path / "c.png", "--bits", "16", "--normalize", "percentile")
+    assert result.exit_code == 0
+    assert np.asarray(PILImage.open(tmp_path / "c.png")).max() == 65535
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "bmp"], "--format 'bmp' is not one medvae writes"),
+    (["--normalize", "gamma"], "--normalize 'gamma' is not one of"),
+    (["--bits", "12"], "--bits must be 8 or 16"),
+])
+def test_bad_options_exit_2_with_one_line(tmp_path, sample_dir, args, message):
+    result = invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "out", *args)
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_usage_errors(tmp_path, sample_dir):
+    src = tmp_path / "in"
+    shutil.copytree(sample_dir / "png", src)
+    inside = invoke("convert", src, src / "converted", "--format", "nii")
+    assert inside.exit_code == 2 and "never writes into its inputs" in inside.stderr
+    no_format = invoke("convert", src, tmp_path / "out")
+    assert no_format.exit_code == 2 and "--format" in no_format.stderr
+    folder_to_file = invoke("convert", src, tmp_path / "x.png")
+    assert folder_to_file.exit_code == 2 and "must be a folder" in folder_to_file.stderr
+    clash = invoke("convert", src / "chest_8bit.png", tmp_path / "x.png", "--format", "nii")
+    assert clash.exit_code == 2 and "does not match" in clash.stderr
+    missing = invoke("convert", tmp_path / "nope.dcm", tmp_path / "x.png")
+    assert missing.exit_code == 1 and "no such file" in missing.stderr
+
+
+def test_a_failed_single_file_exits_1(tmp_path):
+    (tmp_path / "bad.dcm").write_text("hello")
+    result = invoke("convert", tmp_path / "bad.dcm", tmp_path / "x.png")
+    assert result.exit_code == 1 and "not an image file" in result.stderr
+    assert not (tmp_path / "x.png").exists() and not list(tmp_path.glob(".x*"))  # no half-written file
+
+
+def test_png_with_values_it_cannot_hold(tmp_path, sample_dir):
+    result = invoke("convert", sample_dir / "dicom" / "ct_series", tmp_path / "ct.png", "--series", "--normalize", "none")
+    assert result.exit_code == 1 and "volume" in result.stderr
+
+
+def test_info_on_images(sample_dir):
+    result = invoke("info", sample_dir / "dicom" / "chest_cr.dcm")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "DICOM image, 230 x 244 (x, y), int16" in out and "CR, Computed Radiography Image Storage, MONOCHROME1" in out
+    assert "spacing: unknown" in out and "window: center 17767, width 30000" in out
+    assert "CompressedSamples" not in out  # no patient name
+    series = invoke("info", sample_dir / "dicom" / "ct_series", "--json")
+    import json
+
+    info = json.loads(series.stdout)
+    assert info["shape"] == [16, 16, 5] and info["dicom"]["files"] == 5 and info["orientation"] == "LPS"
+    assert info["spacing_mm"] == pytest.approx([0.488281, 0.488281, 2.5])
+    nifti = invoke("info", sample_dir / "nifti" / "mni152_t1_4mm.nii.gz")
+    assert "spacing: 4 x 4 x 4 mm, orientation RAS" in nifti.stdout
+
+
+def test_help_lists_convert_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from medvae_cli.main import app; sys.argv=['medvae','convert','--help']\n" \
+           "try:\n    app()\nexcept SystemExit:\n    pass\n" \
+           "assert 'torch' not in sys.modules and 'monai' not in sys.modules and 'pydicom' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "--normalize" in done.stdout
