@@ -36,10 +36,15 @@ def convert(
                       overwrite=overwrite, progress=progress)
     for src, note in report.notes:
         typer.echo(f"note: {src}: {note}", err=True)
-    if len(report.done) == 1 and not report.failed and not report.skipped:
+    total = len(report.done) + len(report.skipped) + len(report.failed)
+    if total == 1 and report.failed:
+        src, reason = report.failed[0]
+        raise fail(f"{src}: {reason}", 1)
+    if total == 1 and report.skipped:
+        typer.echo(f"{report.skipped[0][1]} already exists (--overwrite redoes it)")
+    elif len(report.done) == 1 and total == 1:
         typer.echo(f"wrote {report.done[0][1]}")
     else:
         typer.echo(report.summary("converted"), err=bool(report.failed))
     if report.failed:
-        raise fail(f"{len(report.failed)} of {len(report.failed) + len(report.done) + len(report.skipped)} "
-                   "inputs failed (listed above)", 1)
+        raise fail(f"{len(report.failed)} of {total} inputs failed (listed above)", 1)

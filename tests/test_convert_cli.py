@@ -171,3 +171,32 @@ def test_help_lists_convert_without_importing_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "--normalize" in done.stdout
+
+
+def test_voi_lut_sequence_is_applied_for_display(tmp_path, dicom_data):
+    from pydicom.pixels import apply_voi_lut
+
+    ds = pydicom.dcmread(dicom_data / "vlut_04.dcm")
+    assert "VOILUTSequence" in ds and "WindowCenter" not in ds
+    top = 2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1
+    expected = np.round(np.clip(apply_voi_lut(ds.pixel_array, ds) / top, 0, 1) * 255).astype(np.uint8)
+    result = invoke("convert", dicom_data / "vlut_04.dcm", tmp_path / "v.png")
+    assert result.exit_code == 0 and "VOI LUT applied" in result.stderr
+    np.testing.assert_array_equal(np.asarray(PILImage.open(tmp_path / "v.png")), expected)
+
+
+def test_conversion_notes_travel_with_the_output(tmp_path, dicom_data):
+    result = invoke("convert", dicom_data / "US1_UNCR.dcm", tmp_path / "us.png")
+    assert result.exit_code == 0 and "converted to grayscale" in result.stderr
+    assert "converted to grayscale" in PILImage.open(tmp_path / "us.png").text["Description"]
+    result = invoke("convert", dicom_data / "US1_UNCR.dcm", tmp_path / "us.dcm")
+    assert result.exit_code == 0
+    assert "converted to grayscale" in pydicom.dcmread(tmp_path / "us.dcm").ImageComments
+    result = invoke("convert", dicom_data / "emri_small.dcm", tmp_path / "mr.nii.gz")
+    assert b"10 frames" in nib.load(tmp_path / "mr.nii.gz").header["descrip"].tobytes()
+
+
+def test_a_single_existing_output_is_skipped(tmp_path, sample_dir):
+    invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "c.npy")
+    again = invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "c.npy")
+    assert again.exit_code == 0 and "already exists (--overwrite redoes it)" in again.stdout

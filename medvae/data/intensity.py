@@ -67,3 +67,25 @@ def to_display(array: np.ndarray, low: float, high: float, bits: int = 8) -> np.
         raise UsageError(f"bits must be 8 or 16, got {bits}")
     top = 2**bits - 1
     return np.round(scale_to_unit(array, low, high) * top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def voi_lut_to_unit(image) -> np.ndarray | None:
+    """Apply a DICOM source's VOI LUT Sequence, giving values in [0, 1]; None when it has none.
+
+    The LUT is defined on the Modality LUT's output before MONOCHROME1 inversion, so an inverted image is
+    un-inverted, looked up, and inverted back.
+    """
+    header = image.dicom[0] if getattr(image, "dicom", None) else None
+    if header is None or "VOILUTSequence" not in header or not header.VOILUTSequence:
+        return None
+    from pydicom.pixels import apply_voi_lut
+
+    inverted = image.photometric.upper() == "MONOCHROME1" and image.value_range is not None
+    values = image.array
+    if inverted:
+        values = (image.value_range[0] + image.value_range[1]) - values
+    lut = header.VOILUTSequence[0]
+    top = 2 ** int(lut.LUTDescriptor[2]) - 1
+    out = apply_voi_lut(np.asarray(values), header, index=0).astype(np.float32) / np.float32(top)
+    out = np.clip(out, 0.0, 1.0)
+    return 1.0 - out if inverted else out

@@ -91,7 +91,7 @@ def convert_one(src: Path, dst: Path, options: ConvertOptions) -> list[str]:
 
 def for_output(image, options: ConvertOptions):
     """The image to write: the same one, or a copy with an intensity window applied and a note saying so."""
-    from medvae.data.intensity import intensity_window, scale_to_unit, to_display
+    from medvae.data.intensity import intensity_window, scale_to_unit, to_display, voi_lut_to_unit
     from medvae.data.io import DISPLAY_FORMATS
 
     display = options.fmt in DISPLAY_FORMATS
@@ -99,6 +99,15 @@ def for_output(image, options: ConvertOptions):
     if normalize == "auto":
         if not display or (image.format in (*DISPLAY_FORMATS, "npy") and _fits(image.array, options.fmt)):
             normalize = "none"
+    if normalize in ("auto", "window") and image.window is None:
+        unit = voi_lut_to_unit(image)  # a VOI LUT Sequence instead of a window: apply it as the modality intends
+        if unit is not None:
+            bits = 8 if options.fmt == "jpeg" else options.bits
+            top = 2**bits - 1 if display else 1
+            out = image.with_array(to_display(unit, 0.0, 1.0, bits) if display else unit, bits=bits if display
+                                   else image.bits, value_range=(0, top), window=None)
+            out.notes.append(f"DICOM VOI LUT applied, mapped to 0..{top}")
+            return out
     bounds = intensity_window(image.array, normalize, window=image.window, name=str(image.path))
     if bounds is None:
         return image
