@@ -380,3 +380,14 @@ def test_dicom_round_trip(tmp_path, array):
         assert np.abs(back.astype(np.float64) - array).max() <= step / 2 * 1.001 + 1e-6 * np.abs(array).max()
     else:
         np.testing.assert_array_equal(back, array)
+
+
+def test_dicom_without_a_meta_header_is_read(dicom_data):
+    """OT-PAL-8-face.dcm has no preamble, no 'DICM' and no transfer syntax: old, but real."""
+    image = read_image(dicom_data / "OT-PAL-8-face.dcm")
+    assert image.array.shape == (640, 480) and any("PALETTE" in n for n in image.notes)
+
+
+def test_a_segmentation_object_is_refused_clearly(dicom_data):
+    with pytest.raises(InputError, match="DICOM SEG"):
+        read_image(dicom_data / "liver.dcm")

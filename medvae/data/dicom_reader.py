@@ -67,6 +67,21 @@ def _int_dtype(lo: float, hi: float, preferred) -> np.dtype | None:
     return None
 
 
+def _infer_transfer_syntax(ds) -> None:
+    """Files without a meta header (pre-DICOM-3 style) are uncompressed: name their syntax from the encoding."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                              ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
 def _first(value) -> float:
     """A DICOM multi-valued number's first value as a float."""
     try:
@@ -143,6 +158,7 @@ class MedvaeDicomReader(PydicomReader):
             sop = getattr(getattr(img, "SOPClassUID", None), "name", None)
             raise InputError(f"{filename}: the DICOM file holds no image (no Pixel Data)"
                              + (f"; it is a {sop}" if sop else ""))
+        _infer_transfer_syntax(img)
         try:
             data = img.pixel_array
         except Exception as e:  # decoder missing, truncated pixel data, ...

@@ -212,13 +212,17 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
     headers = []
     for f in files:
         try:
-            headers.append(pydicom.dcmread(f, stop_before_pixels=True))
+            headers.append(pydicom.dcmread(f, stop_before_pixels=True, force=True))  # sniffed as DICOM already
         except Exception as e:
             raise InputError(f"{f}: not a readable DICOM file ({str(e).strip().splitlines()[0]})") from e
+    for f, h in zip(files, headers):
+        if "SegmentSequence" in h:
+            raise InputError(f"{f}: a DICOM SEG (segmentation) is not an image medvae reads; convert its "
+                             "source images instead")
     series = {str(getattr(h, "SeriesInstanceUID", "")) for h in headers}
     if len(series) > 1:
         raise InputError(f"{path}: the folder holds {len(series)} DICOM series; give one series' folder")
-    reader = MedvaeDicomReader()
+    reader = MedvaeDicomReader(force=True)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
