@@ -400,6 +400,8 @@ def _write_pil(image: Image, path: Path, fmt: str) -> None:
     pixels = np.ascontiguousarray(array.T.astype(np.uint8 if eight else np.uint16))
     pil = PILImage.fromarray(pixels)  # uint16 → mode I;16
     options: dict[str, Any] = {}
+    if fmt == "png":  # zlib level 3: about 4x faster than Pillow's default 6 on radiographs, files ~10% larger
+        options["compress_level"] = 3
     if fmt == "png" and image.notes:
         info = PngImagePlugin.PngInfo()
         info.add_text("Description", "medvae: " + "; ".join(image.notes))
