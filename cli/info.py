@@ -16,8 +16,11 @@ def info(
                                                      "series folder, or a medvae model file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
 ) -> None:
-    """Say what a file is: an image's shape, spacing, modality and intensities; a model's kind, config and
-    training record. Patient-identifying DICOM attributes are never shown."""
+    """Say what a file is: an image (shape, spacing, modality, intensities) or a model.
+
+    For a medvae model file: its kind, config, preprocessing and training record. Patient-identifying
+    DICOM attributes are never shown.
+    """
     from medvae.tasks import describe, format_description
 
     desc = run_task(describe, path)
