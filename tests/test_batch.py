@@ -28,7 +28,7 @@ def tree(tmp_path, sample_dir):
 def copy_process(src, dst):
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_bytes(src.read_bytes()[:10])
-    return [f"copied {src.name}"]
+    return dst, [f"copied {src.name}"]
 
 
 def test_discover_finds_images_recursively_and_dicom_by_content(tree):

@@ -148,7 +148,7 @@ def test_info_on_images(sample_dir):
     result = invoke("info", sample_dir / "dicom" / "chest_cr.dcm")
     assert result.exit_code == 0
     out = result.stdout
-    assert "DICOM image, 230 x 244 (x, y), int16" in out and "CR, Computed Radiography Image Storage, MONOCHROME1" in out
+    assert "DICOM image, 230 x 244 (x, y), uint16" in out and "CR, Computed Radiography Image Storage, MONOCHROME1" in out
     assert "spacing: unknown" in out and "window: center 17767, width 30000" in out
     assert "CompressedSamples" not in out  # no patient name
     series = invoke("info", sample_dir / "dicom" / "ct_series", "--json")
@@ -200,3 +200,55 @@ def test_a_single_existing_output_is_skipped(tmp_path, sample_dir):
     invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "c.npy")
     again = invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "c.npy")
     assert again.exit_code == 0 and "already exists (--overwrite redoes it)" in again.stdout
+
+
+# ---------------------------------------------------------------- cases found in review
+def test_overwrite_never_deletes_a_folder_medvae_did_not_write(tmp_path, sample_dir):
+    patient = tmp_path / "patient1"
+    shutil.copytree(sample_dir / "dicom" / "ct_series", patient)
+    (patient / "notes.txt").write_text("keep me")
+    assert invoke("convert", patient, tmp_path / "patient1.nii.gz", "--series").exit_code == 0
+    result = invoke("convert", tmp_path / "patient1.nii.gz", tmp_path / "patient1.dcm", "--overwrite")
+    assert result.exit_code == 1 and "not a DICOM series medvae wrote" in result.stderr
+    assert (patient / "notes.txt").read_text() == "keep me" and len(list(patient.iterdir())) == 6
+    # its own series folder it does replace, and it says which folder it wrote
+    first = invoke("convert", tmp_path / "patient1.nii.gz", tmp_path / "ct.dcm")
+    assert first.exit_code == 0 and first.stdout.strip() == f"wrote {tmp_path / 'ct'}"
+    skipped = invoke("convert", tmp_path / "patient1.nii.gz", tmp_path / "ct.dcm")
+    assert skipped.exit_code == 0 and "already exists" in skipped.stdout
+    again = invoke("convert", tmp_path / "patient1.nii.gz", tmp_path / "ct.dcm", "--overwrite")
+    assert again.exit_code == 0 and len(list((tmp_path / "ct").iterdir())) == 5
+
+
+def test_a_file_and_a_folder_of_the_same_name_both_convert(tmp_path, sample_dir):
+    src = tmp_path / "in"
+    (src / "x").mkdir(parents=True)
+    shutil.copy(sample_dir / "png" / "chest_8bit.png", src / "x.png")
+    shutil.copy(sample_dir / "png" / "chest_8bit.png", src / "x" / "y.png")
+    result = invoke("convert", src, tmp_path / "out", "--format", "dcm", "--no-progress")
+    assert result.exit_code == 0 and "converted 2" in result.stdout
+    assert (tmp_path / "out" / "x.dcm").is_file() and (tmp_path / "out" / "x" / "y.dcm").is_file()
+
+
+def test_a_failed_input_does_not_block_a_good_one_of_the_same_name(tmp_path, sample_dir):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(sample_dir / "png" / "chest_8bit.png", src / "x.jpg")  # PNG data named .jpg: refused
+    shutil.copy(sample_dir / "png" / "chest_8bit.png", src / "x.png")
+    result = invoke("convert", src, tmp_path / "out", "--format", "nii", "--no-progress")
+    assert result.exit_code == 1 and (tmp_path / "out" / "x.nii.gz").exists()
+    assert "converted 1, 1 failed" in result.stderr and "named as JPEG but holds PNG" in result.stderr
+
+
+def test_input_as_output_is_bad_usage(tmp_path, sample_dir):
+    shutil.copy(sample_dir / "png" / "chest_8bit.png", tmp_path / "c.png")
+    for extra in ([], ["--overwrite"]):
+        result = invoke("convert", tmp_path / "c.png", tmp_path / "c.png", *extra)
+        assert result.exit_code == 2 and "never overwrites an input" in result.stderr
+
+
+def test_derived_dicom_keeps_the_display_window(tmp_path, sample_dir):
+    assert invoke("convert", sample_dir / "dicom" / "chest_cr.dcm", tmp_path / "c.dcm").exit_code == 0
+    ds = pydicom.dcmread(tmp_path / "c.dcm")
+    assert ds.PhotometricInterpretation == "MONOCHROME2"
+    assert (float(ds.WindowCenter), float(ds.WindowWidth)) == (2**15 - 1 - 15000, 30000)  # inverted with the pixels

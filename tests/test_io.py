@@ -391,3 +391,95 @@ def test_dicom_without_a_meta_header_is_read(dicom_data):
 def test_a_segmentation_object_is_refused_clearly(dicom_data):
     with pytest.raises(InputError, match="DICOM SEG"):
         read_image(dicom_data / "liver.dcm")
+
+
+# ---------------------------------------------------------------- cases found in review
+def test_a_sagittal_single_slice_gets_an_invertible_affine(tmp_path, dicom_data):
+    sitk = pytest.importorskip("SimpleITK")
+    image = read_image(dicom_data / "MR2_UNCR.dcm")  # sagittal: ImageOrientationPatient 0\1\0\0\0\-1
+    assert abs(np.linalg.det(image.affine[:3, :3])) > 1e-3
+    iop = np.array(pydicom.dcmread(dicom_data / "MR2_UNCR.dcm", stop_before_pixels=True).ImageOrientationPatient,
+                   float)
+    normal_lps = np.cross(iop[:3], iop[3:])
+    lps = np.diag([-1, -1, 1]) @ image.affine[:3, 2]
+    np.testing.assert_allclose(lps / np.linalg.norm(lps), normal_lps, atol=1e-6)
+    out = write_image(image, tmp_path / "mr2.nii.gz")
+    assert nib.load(out).shape == (1024, 1024, 1)  # a slice off the axial plane needs its third axis in NIfTI
+    s = sitk.ReadImage(str(out))
+    direction = np.array(s.GetDirection()).reshape(3, 3)
+    np.testing.assert_allclose(direction[:, 0], iop[:3], atol=1e-5)  # SimpleITK: LPS, columns = index axes
+    np.testing.assert_allclose(direction[:, 1], iop[3:], atol=1e-5)
+
+
+def test_enhanced_ct_rescale_from_functional_groups(dicom_data):
+    ds = pydicom.dcmread(dicom_data / "eCT_Supplemental.dcm")
+    shared = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+    image = read_image(dicom_data / "eCT_Supplemental.dcm")
+    expected = np.moveaxis(ds.pixel_array, 0, -1).transpose(1, 0, 2) * float(shared.RescaleSlope) \
+        + float(shared.RescaleIntercept)
+    np.testing.assert_array_equal(image.array, expected)
+    assert image.array.min() == -1024  # Hounsfield units
+
+
+@pytest.mark.parametrize("values", [[[-1000, 0], [5, 300]], [[70000, 0], [5, 300]]])
+def test_signed_and_32_bit_tiffs_keep_their_values(tmp_path, values):
+    array = np.array(values, dtype=np.int32)
+    PILImage.fromarray(array).save(tmp_path / "a.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.tif").array.T, array)
+
+
+def test_nifti_shear_and_stale_pixdim_are_kept(tmp_path):
+    sheared = np.array([[2.0, 0.3, 0, -10], [0, 1.5, 0, 5], [0, 0, 3.0, 7], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), None)
+    img.header.set_qform(np.diag([2.0, 1.5, 3.0, 1.0]), code=1)
+    img.header.set_sform(sheared, code=2)
+    nib.save(img, tmp_path / "shear.nii.gz")
+    image = read_image(tmp_path / "shear.nii.gz")
+    np.testing.assert_array_equal(image.affine, nib.load(tmp_path / "shear.nii.gz").affine)
+    write_image(image, tmp_path / "again.nii.gz")
+    again = nib.load(tmp_path / "again.nii.gz")
+    np.testing.assert_array_equal(again.header.get_sform(), nib.load(tmp_path / "shear.nii.gz").header.get_sform())
+    np.testing.assert_allclose(again.header.get_sform(), sheared, atol=1e-6)
+    assert (int(again.header["qform_code"]), int(again.header["sform_code"])) == (1, 2)
+
+
+def test_nifti_takes_numpy_default_integers_and_half_floats(tmp_path):
+    labels = np.arange(24).reshape(2, 3, 4)  # int64
+    back = read_image(write_image(Image(array=labels), tmp_path / "labels.nii.gz")).array
+    np.testing.assert_array_equal(back, labels)
+    assert back.dtype == np.uint8
+    half = read_image(write_image(Image(array=np.ones((2, 3, 4), np.float16)), tmp_path / "h.nii.gz")).array
+    assert half.dtype == np.float32 and half.sum() == 24
+
+
+def test_a_volume_written_without_geometry_reads_back(tmp_path):
+    volume = np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3)
+    folder = write_image(Image(array=volume), tmp_path / "vol.dcm")
+    back = read_image(folder)
+    np.testing.assert_array_equal(back.array, volume)
+    assert any("InstanceNumber" in n for n in back.notes)
+
+
+def test_a_series_with_a_missing_slice_is_refused(tmp_path, sample_dir):
+    src = sample_dir / "dicom" / "ct_series"
+    gap = _copy_series(src, tmp_path / "gap")
+    middle = sorted(gap.iterdir(), key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))[2]
+    middle.unlink()
+    with pytest.raises(InputError, match="gaps vary"):
+        read_image(gap)
+
+
+def test_a_series_slice_without_the_dicm_preamble_is_not_dropped(tmp_path, sample_dir):
+    folder = _copy_series(sample_dir / "dicom" / "ct_series", tmp_path / "s")
+    victim = sorted(folder.iterdir())[0]
+    ds = pydicom.dcmread(victim)
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.preamble = None
+    ds.save_as(victim, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    assert victim.read_bytes()[128:132] != b"DICM"
+    assert read_image(folder).array.shape == (16, 16, 5)
+
+
+def test_big_endian_dicom_without_meta_is_recognised_as_dicom():
+    with pytest.raises(InputError, match="no Pixel Data.*RT Ion Plan"):  # DICOM, though not an image
+        read_image(pydicom.data.get_testdata_file("ExplVR_BigEndNoMeta.dcm"))

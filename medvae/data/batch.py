@@ -4,12 +4,14 @@ One input (a file, a folder of files, a DICOM series folder) at a time, into an 
 the input tree:
 
 * recursive discovery of image files (DICOM files are recognised by content, whatever their names);
-* outputs that already exist are skipped unless ``overwrite``; each output is written under a
+* outputs that already exist (a file, or a series folder medvae wrote) are skipped unless ``overwrite``;
+  each output is written under a
   temporary name and renamed, so a crash leaves no half file;
 * a bad input does not stop the run: its error is recorded and the next input is processed;
 * the output folder may not be, or lie inside, the input folder: medvae never writes into its inputs.
 
-The caller gives a ``process(src, dst)`` function that reads ``src`` and writes ``dst``; the runner
+The caller gives a ``process(src, dst)`` function that reads ``src``, writes ``dst`` and returns
+``(path written, notes)``; the runner
 returns a :class:`BatchReport` with what was done, skipped and failed, and why.
 """
 
@@ -116,7 +118,8 @@ def check_output_location(in_root: Path, out_root: Path) -> None:
                              "into its inputs: choose an output folder elsewhere")
 
 
-def run_batch(inputs: list[Path], in_root: Path, out_root: Path, process: Callable[[Path, Path], list[str] | None],
+def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
+              process: Callable[[Path, Path], tuple[Path, list[str]]],
               *, suffix: str, overwrite: bool = False, progress: bool = True, single_output: Path | None = None,
               desc: str = "converting") -> BatchReport:
     """Run ``process(src, dst)`` over ``inputs``, carrying on past failures.
@@ -125,7 +128,8 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path, process: Callab
         inputs: files or series folders (from :func:`discover`).
         in_root: the folder the inputs were found in (or the single input file).
         out_root: the output folder mirroring ``in_root``.
-        process: reads ``src``, writes ``dst`` (atomically), returns notes worth telling the user.
+        process: reads ``src``, writes ``dst`` (atomically) and returns the path it wrote (a DICOM volume
+            goes to a folder) and notes worth telling the user.
         suffix: the output suffix (``".png"``, ``".nii.gz"``, ...).
         overwrite: redo outputs that already exist.
         progress: show a progress bar.
@@ -147,19 +151,27 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path, process: Callab
                                        "rename one of them"))
             continue
         claimed[key] = src
-        if (dst.exists() or key.is_dir()) and not overwrite:
-            report.skipped.append((src, dst))
+        done_before = dst if dst.exists() else key if dst.suffix == ".dcm" and _is_medvae_series(key) else None
+        if done_before is not None and not overwrite:
+            report.skipped.append((src, done_before))
             continue
         try:
-            notes = process(src, dst) or []
+            written, notes = process(src, dst)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # carry on: one bad file must not stop the batch
             report.failed.append((src, _reason(e, src)))
+            del claimed[key]  # it wrote nothing, so its name is free for another input
             continue
-        report.done.append((src, dst))
+        report.done.append((src, written))
         report.notes += [(src, note) for note in notes]
     return report
+
+
+def _is_medvae_series(folder: Path) -> bool:
+    from medvae.data.dicom import is_medvae_series
+
+    return is_medvae_series(folder)
 
 
 def _reason(error: Exception, src: Path) -> str:

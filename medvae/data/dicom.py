@@ -139,7 +139,7 @@ def _output_iod(source, geometry) -> str:
 def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic: bool, series_uid: str,
                     instance: int, geometry: tuple | None, spacing: tuple[float, float] | None,
                     notes: list[str] = (), series_description: str | None = None,
-                    frame_of_reference: str | None = None):
+                    frame_of_reference: str | None = None, window: tuple[float, float] | None = None):
     """One derived DICOM instance holding ``pixels_rc`` (rows, columns) for ``source`` (a header or None).
 
     ``geometry`` is (PixelSpacing, ImageOrientationPatient, ImagePositionPatient) or None; a CT or MR
@@ -236,6 +236,8 @@ def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic:
         ds.RescaleSlope = _ds_number(attrs["RescaleSlope"])
         if sop_class in (SC, CR):
             ds.RescaleType = "HU" if ds.Modality == "CT" else "US"
+    if window is not None and window[1] > 0:  # VOI LUT module: the display window, in the written values' units
+        ds.WindowCenter, ds.WindowWidth = _ds_number(window[0]), _ds_number(window[1])
     ds.LossyImageCompression = "00"
     ds.PixelData = np.ascontiguousarray(stored).tobytes()
     ds.file_meta = FileMetaDataset()
@@ -244,6 +246,23 @@ def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return ds
+
+
+def is_medvae_series(folder: Path) -> bool:
+    """Whether ``folder`` is a series folder that :func:`write_dicom` wrote (``0001.dcm``, ... by medvae)."""
+    import re
+
+    import pydicom
+
+    if not folder.is_dir():
+        return False
+    entries = sorted(folder.iterdir())
+    if not entries or not all(p.is_file() and re.fullmatch(r"\d{4}\.dcm", p.name) for p in entries):
+        return False
+    try:
+        return str(pydicom.dcmread(entries[0], stop_before_pixels=True).get("Manufacturer", "")) == "medvae"
+    except Exception:
+        return False
 
 
 def write_dicom(image, path: str | Path, *, operation: str = "convert", synthetic: bool = False,
@@ -267,6 +286,9 @@ def write_dicom(image, path: str | Path, *, operation: str = "convert", syntheti
     target = path if array.ndim == 2 else folder
     if image.path is not None and target.resolve() == Path(image.path).resolve():
         raise InputError(f"{target} is the input; medvae never overwrites an input")
+    if target.is_dir() and not is_medvae_series(target):
+        raise InputError(f"{target}: a folder of that name exists and is not a DICOM series medvae wrote; "
+                         "medvae replaces only its own series folders")
     if target.exists() and not (overwrite and target.is_dir() == (array.ndim == 3)):
         raise InputError(f"{target}: already exists (pass --overwrite to replace it)")
     sources = list(image.dicom) or [None]
@@ -284,7 +306,7 @@ def write_dicom(image, path: str | Path, *, operation: str = "convert", syntheti
         datasets.append(derived_dataset(values.T, source, operation=operation, synthetic=synthetic,
                                         series_uid=series_uid, instance=k + 1, geometry=slice_geometry,
                                         spacing=spacing, notes=image.notes, series_description=series_description,
-                                        frame_of_reference=frame_of_reference))
+                                        frame_of_reference=frame_of_reference, window=image.window))
     if array.ndim == 2:
         from medvae.data.atomic import atomic_path
 

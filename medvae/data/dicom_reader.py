@@ -82,6 +82,31 @@ def _infer_transfer_syntax(ds) -> None:
                               ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
+def _group(ds, keyword):
+    """The first item of ``keyword`` in an enhanced file's shared functional groups (else the first frame's)."""
+    for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        item = _item(_item(ds, groups), keyword)
+        if item is not None:
+            return item
+    return None
+
+
+def _rescales(ds, frames: int) -> list[tuple[float, float]]:
+    """(slope, intercept) pairs: one for the file, or one per frame when an enhanced file varies them."""
+    def pair(item):
+        return (float(getattr(item, "RescaleSlope", 1) or 1), float(getattr(item, "RescaleIntercept", 0) or 0))
+
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return [pair(ds)]
+    per_frame = getattr(ds, "PerFrameFunctionalGroupsSequence", None)
+    if frames and per_frame and len(per_frame) == frames and all(
+            _item(f, "PixelValueTransformationSequence") is not None for f in per_frame):
+        pairs = [pair(_item(f, "PixelValueTransformationSequence")) for f in per_frame]
+        return pairs if len(set(pairs)) > 1 else pairs[:1]
+    shared = _item(_item(ds, "SharedFunctionalGroupsSequence"), "PixelValueTransformationSequence")
+    return [pair(shared)] if shared is not None else [(1.0, 0.0)]
+
+
 def _first(value) -> float:
     """A DICOM multi-valued number's first value as a float."""
     try:
@@ -101,10 +126,18 @@ class MedvaeDicomReader(PydicomReader):
         self.facts = DicomFacts()
 
     def read(self, data, **kwargs):
+        """A file, or a list of files that form one series (unlike MONAI, which would stack a list as channels
+        and, given a folder, would skip DICOM files that lack the 'DICM' preamble)."""
+        import pydicom
+
         self.facts = DicomFacts()
+        if isinstance(data, (list, tuple)) and len(data) > 1:
+            names = [str(f) for f in data]
+            self.filenames, self.has_series = [names], True
+            return [pydicom.dcmread(f, **{**self.kwargs, **kwargs}) for f in names]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return super().read(data, **kwargs)
+            return super().read(data[0] if isinstance(data, (list, tuple)) else data, **kwargs)
 
     def get_data(self, data):
         with warnings.catch_warnings():  # MONAI warns about a missing position; we handle that ourselves
@@ -112,27 +145,18 @@ class MedvaeDicomReader(PydicomReader):
             array, meta = super().get_data(data)
         if not isinstance(data, list) and "00200032" not in meta:
             self._set_plain_spacing(data, meta)
+        elif not isinstance(data, list) and "lastImagePositionPatient" not in meta and "00200037" in meta:
+            self._set_slice_normal(data, meta)
         return array, meta
 
     # ----------------------------------------------------------------- series order
     def _combine_dicom_series(self, data, filenames):
         datasets = list(zip(data, filenames))
-        first = datasets[0][0]
-        orientation = getattr(first, "ImageOrientationPatient", None)
-        if orientation is None or any(not hasattr(ds, "ImagePositionPatient") for ds, _ in datasets):
-            raise InputError(f"{filenames[0]}: a series needs ImagePositionPatient and ImageOrientationPatient "
-                             "on every slice to be stacked into a volume")
-        row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
-        normal = np.cross(row, col)
-        datasets.sort(key=lambda item: float(np.dot(normal, np.asarray(item[0].ImagePositionPatient, float))))
-        positions = np.array([np.dot(normal, np.asarray(ds.ImagePositionPatient, float)) for ds, _ in datasets])
-        gaps = np.diff(positions)
-        if np.any(gaps < 1e-4):
-            raise InputError(f"{filenames[0]}: the series has {len(gaps) - np.count_nonzero(gaps >= 1e-4) + 1} "
-                             "slices at the same position; pass one series (or one acquisition) per folder")
-        if gaps.size and np.ptp(gaps) > 0.01 * gaps.mean() + 1e-3:
-            self.facts.notes.append(f"slice gaps vary from {gaps.min():.3g} to {gaps.max():.3g} mm; "
-                                    "the affine uses the mean spacing")
+        orientation = getattr(datasets[0][0], "ImageOrientationPatient", None)
+        if orientation is None or any("ImagePositionPatient" not in ds for ds, _ in datasets):
+            self._order_by_instance_number(datasets, filenames)
+        else:
+            self._order_by_position(datasets, filenames, orientation)
         shapes = {(int(ds.Rows), int(ds.Columns)) for ds, _ in datasets}
         if len(shapes) > 1:
             raise InputError(f"{filenames[0]}: the series mixes slice sizes {sorted(shapes)}")
@@ -144,10 +168,34 @@ class MedvaeDicomReader(PydicomReader):
         arrays = [self._get_array_data(ds, name) for ds, name in datasets]
         self.facts.slice_files = [str(name) for _, name in datasets]
         meta = self._get_meta_dict(first)
-        meta["lastImagePositionPatient"] = np.asarray(datasets[-1][0].ImagePositionPatient, float)
+        if "ImagePositionPatient" in datasets[-1][0] and "00200037" in meta:
+            meta["lastImagePositionPatient"] = np.asarray(datasets[-1][0].ImagePositionPatient, float)
         stacked = np.stack(arrays, axis=-1)
         meta[MetaKeys.SPATIAL_SHAPE] = stacked.shape
         return stacked, meta
+
+    def _order_by_position(self, datasets, filenames, orientation):
+        """Sort slices along the normal; refuse repeated positions and uneven gaps (a missing slice)."""
+        row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
+        normal = np.cross(row, col)
+        datasets.sort(key=lambda item: float(np.dot(normal, np.asarray(item[0].ImagePositionPatient, float))))
+        positions = np.array([np.dot(normal, np.asarray(ds.ImagePositionPatient, float)) for ds, _ in datasets])
+        gaps = np.diff(positions)
+        if np.any(gaps < 1e-4):
+            raise InputError(f"{filenames[0]}: the series has {len(gaps) - np.count_nonzero(gaps >= 1e-4) + 1} "
+                             "slices at the same position; pass one series (or one acquisition) per folder")
+        if gaps.size and np.ptp(gaps) > 0.01 * gaps.mean() + 1e-3:
+            raise InputError(f"{filenames[0]}: slice gaps vary from {gaps.min():.4g} to {gaps.max():.4g} mm "
+                             "(a missing slice?); medvae reads evenly spaced series only")
+
+    def _order_by_instance_number(self, datasets, filenames):
+        """No positions (a capture series, or one medvae wrote without geometry): InstanceNumber order."""
+        numbers = [getattr(ds, "InstanceNumber", None) for ds, _ in datasets]
+        if None in numbers or len(set(numbers)) != len(numbers):
+            raise InputError(f"{filenames[0]}: the series has neither slice positions (ImagePositionPatient) nor "
+                             "distinct InstanceNumbers, so its slice order is unknown")
+        datasets.sort(key=lambda item: int(item[0].InstanceNumber))
+        self.facts.notes.append("no slice positions: slices ordered by InstanceNumber, slice spacing unknown")
 
     # ----------------------------------------------------------------- pixels
     def _get_array_data(self, img, filename):
@@ -157,7 +205,7 @@ class MedvaeDicomReader(PydicomReader):
         if "PixelData" not in img and "FloatPixelData" not in img and "DoubleFloatPixelData" not in img:
             sop = getattr(getattr(img, "SOPClassUID", None), "name", None)
             raise InputError(f"{filename}: the DICOM file holds no image (no Pixel Data)"
-                             + (f"; it is a {sop}" if sop else ""))
+                             + (f"; it is a {sop}" if sop else "; is it truncated?"))
         _infer_transfer_syntax(img)
         try:
             data = img.pixel_array
@@ -200,6 +248,7 @@ class MedvaeDicomReader(PydicomReader):
         return data
 
     def _modality(self, data, img, apply_modality_lut, bits):
+        """Apply the Modality LUT or rescale (top level, or an enhanced file's shared/per-frame groups)."""
         signed = int(getattr(img, "PixelRepresentation", 0)) == 1
         stored = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
         if "ModalityLUTSequence" in img:
@@ -207,19 +256,30 @@ class MedvaeDicomReader(PydicomReader):
             lut = apply_modality_lut(np.array(stored, dtype=data.dtype), img)
             self.facts.value_range = (float(np.min(lut)), float(np.max(lut)))
             return out
-        slope = float(getattr(img, "RescaleSlope", 1) or 1)
-        intercept = float(getattr(img, "RescaleIntercept", 0) or 0)
-        lo, hi = sorted((stored[0] * slope + intercept, stored[1] * slope + intercept))
-        self.facts.value_range = (lo, hi)
-        dtype = _int_dtype(lo, hi, data.dtype) if slope == 1 and intercept == int(intercept) else None
-        if dtype is not None:
-            return (data.astype(np.int64) + int(intercept)).astype(dtype) if intercept else data.astype(dtype)
-        return data.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        rescales = _rescales(img, data.shape[0] if int(getattr(img, "NumberOfFrames", 1) or 1) > 1 else 0)
+        ends = [v * slope + intercept for slope, intercept in rescales for v in stored]
+        self.facts.value_range = (min(ends), max(ends))
+        if all(slope == 1 and intercept == int(intercept) for slope, intercept in rescales):
+            if len(rescales) == 1:
+                out = data.astype(np.int64) + int(rescales[0][1])
+            else:  # one (slope 1) intercept per frame
+                out = data.astype(np.int64) + np.array([int(i) for _, i in rescales]).reshape(-1, 1, 1)
+            dtype = _int_dtype(float(out.min(initial=0)), float(out.max(initial=0)), data.dtype)
+            if dtype is not None:
+                return out.astype(dtype)
+        slopes = np.array([s for s, _ in rescales], np.float32)
+        intercepts = np.array([i for _, i in rescales], np.float32)
+        if len(rescales) > 1:  # one per frame; frames are the first axis at this point
+            slopes, intercepts = slopes.reshape(-1, 1, 1), intercepts.reshape(-1, 1, 1)
+        else:
+            slopes, intercepts = slopes[0], intercepts[0]
+        return data.astype(np.float32) * slopes + intercepts
 
     def _window(self, img, photometric):
-        if "WindowCenter" not in img or "WindowWidth" not in img:
+        voi = img if "WindowCenter" in img else _group(img, "FrameVOILUTSequence")
+        if voi is None or "WindowCenter" not in voi or "WindowWidth" not in voi:
             return
-        center, width = _first(img.WindowCenter), _first(img.WindowWidth)
+        center, width = _first(voi.WindowCenter), _first(voi.WindowWidth)
         if self.facts.inverted:
             lo, hi = self.facts.value_range
             center = lo + hi - center
@@ -254,6 +314,20 @@ class MedvaeDicomReader(PydicomReader):
                 meta["lastImagePositionPatient"] = first + normal * step * (frames - 1)
                 self.facts.notes.append(f"frame positions assumed {step:g} mm apart (SpacingBetweenSlices/SliceThickness)")
         return meta
+
+    def _set_slice_normal(self, ds, meta):
+        """One positioned slice (or frames without positions): the third affine column is the slice normal,
+        not MONAI's fixed z, so sagittal and coronal slices get an invertible affine."""
+        iop = np.asarray(meta["00200037"]["Value"], float)
+        names = ("SliceThickness", "SpacingBetweenSlices")  # one slice: its thickness; frames: their spacing
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+            names = names[::-1]
+        step = next((abs(float(getattr(ds, n))) for n in names if getattr(ds, n, None)), 1.0) or 1.0
+        normal_ras = np.cross(iop[:3], iop[3:]) * np.array([-1.0, -1.0, 1.0])
+        for key in (MetaKeys.AFFINE, MetaKeys.ORIGINAL_AFFINE):
+            affine = np.array(meta[key], dtype=float)
+            affine[:3, 2] = normal_ras * step
+            meta[key] = affine
 
     def _set_plain_spacing(self, ds, meta):
         """Radiographs and secondary captures: use PixelSpacing (or ImagerPixelSpacing) without a position."""

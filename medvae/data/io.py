@@ -140,9 +140,21 @@ def sniff_format(path: Path) -> str | None:
         return "nifti"
     if head.startswith(b"\x1f\x8b"):
         return "nifti" if format_from_suffix(path) == "nifti" else "gzip"
-    if len(head) >= 8 and head[:4] in (b"\x08\x00\x05\x00", b"\x08\x00\x16\x00", b"\x08\x00\x00\x00"):
-        return "dicom"  # DICOM without the preamble (old ACR-NEMA style files)
-    return None
+    return "dicom" if _headerless_dicom(path, head) else None
+
+
+def _headerless_dicom(path: Path, head: bytes) -> bool:
+    """DICOM without the preamble and 'DICM' (old ACR-NEMA style): starts with a group 0008 element
+    (either byte order) and pydicom finds image attributes in it."""
+    if len(head) < 8 or head[:2] not in (b"\x08\x00", b"\x00\x08"):
+        return False
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID", "Rows"])
+    except Exception:
+        return False
+    return "SOPClassUID" in ds or "Rows" in ds
 
 
 def _check_readable(path: Path) -> str:
@@ -189,9 +201,9 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(f"{path}: cannot read this {fmt.upper()} file ({msg})") from e
 
 
-def _load(reader, path: Path) -> tuple[np.ndarray, dict]:
+def _load(reader, path: Path | list[Path]) -> tuple[np.ndarray, dict]:
     """What ``LoadImage(reader)`` does, minus the tensor conversion: ``reader.get_data(reader.read(path))``."""
-    array, meta = reader.get_data(reader.read(str(path)))
+    array, meta = reader.get_data(reader.read([str(p) for p in path] if isinstance(path, list) else str(path)))
     return np.asarray(array), meta
 
 
@@ -226,7 +238,7 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
-            array, meta = _load(reader, path if path.is_dir() else files[0])  # a folder: MONAI reads a series
+            array, meta = _load(reader, files)  # several files: one series (see MedvaeDicomReader.read)
     except InputError:
         raise
     except Exception as e:
@@ -238,10 +250,6 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
         headers = [by_name[name] for name in facts.slice_files]
     first = headers[0]
     array = np.asarray(array)
-    if array.dtype.kind in "iu" and facts.value_range is not None:  # MONAI's tensors widen uint16 to int32
-        from medvae.data.dicom_reader import _int_dtype
-
-        array = array.astype(_int_dtype(*facts.value_range, np.uint8) or array.dtype)
     return Image(
         array=array,
         affine=np.asarray(meta["affine"], dtype=np.float64),
@@ -262,14 +270,15 @@ def _read_nifti(path: Path) -> Image:
     import nibabel as nib
     from monai.data import NibabelReader
 
-    array, meta = _load(NibabelReader(), path)
-    array = np.asarray(array)
+    array, _ = _load(NibabelReader(), path)
     if array.ndim > 3:
         raise InputError(f"{path}: a {array.ndim}-D NIfTI {tuple(array.shape)} is not supported; "
                          "split it into 3-D volumes (for example with fslsplit)")
-    header = nib.load(str(path)).header
-    return Image(array=array, affine=np.asarray(meta["original_affine"], dtype=np.float64), format="nifti",
-                 path=path, spacing_known=True, nifti_header=header)
+    # nibabel's own affine (sform, else qform): MONAI's may be "corrected" from pixdim, which loses shears
+    # and trusts stale pixdims
+    img = nib.load(str(path))
+    return Image(array=array, affine=np.asarray(img.affine, dtype=np.float64), format="nifti",
+                 path=path, spacing_known=True, nifti_header=img.header)
 
 
 def _read_npy(path: Path) -> Image:
@@ -304,13 +313,16 @@ def _read_pil(path: Path, fmt: str) -> Image:
         return img
 
     array, _ = _load(PILReader(converter=to_gray), path)
-    if mode.startswith("I;16") or (array.dtype.kind in "iu" and array.max(initial=0) > 255):
-        array, bits = array.astype(np.uint16), 16
-    elif array.dtype.kind == "f":
-        bits = 32
-    else:
+    lo, hi = (int(array.min()), int(array.max())) if array.size and array.dtype.kind in "iub" else (0, 0)
+    if array.dtype.kind == "f":
+        bits = None  # a float TIFF: values as they are
+    elif array.dtype.itemsize == 1 and mode not in ("I", "I;16", "I;16S", "I;16B"):
         array, bits = array.astype(np.uint8), 8
-    value_range = (0.0, float(2**bits - 1)) if bits <= 16 else None
+    elif lo >= 0 and hi <= 65535:
+        array, bits = array.astype(np.uint16), 16
+    else:  # signed or 32-bit integers (TIFF): keep every value
+        array, bits = array.astype(np.int16 if -32768 <= lo and hi <= 32767 else np.int32), None
+    value_range = (0.0, float(2**bits - 1)) if bits else None
     return Image(array=np.ascontiguousarray(array), format=fmt, path=path, bits=bits, value_range=value_range,
                  notes=notes)
 
@@ -353,9 +365,9 @@ def write_image(image: Image, path: str | os.PathLike, *, fmt: str | None = None
 def _write_nifti(image: Image, path: Path) -> None:
     import nibabel as nib
 
-    array = image.array
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
+    array = _nifti_dtype(image.array, path)
+    if array.ndim == 2 and not (np.allclose(image.affine[2, :2], 0) and np.allclose(image.affine[:2, 2], 0)):
+        array = array[:, :, None]  # a slice off the axial plane: a 2-D NIfTI could not say where it lies
     if image.nifti_header is not None and np.allclose(image.nifti_header.get_best_affine(), image.affine):
         header = image.nifti_header.copy()
         header.set_data_dtype(array.dtype)
@@ -372,6 +384,22 @@ def _write_nifti(image: Image, path: Path) -> None:
         out.header["descrip"] = ("medvae: " + "; ".join(image.notes))[:79].encode()
     with atomic_path(path) as tmp:
         nib.save(out, str(tmp))
+
+
+def _nifti_dtype(array: np.ndarray, path: Path) -> np.ndarray:
+    """An array NIfTI-1 stores well: bool → uint8, float16 → float32, 64-bit integers (numpy's default, common
+    for label maps) → the smallest integer type holding their values."""
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    if array.dtype in (np.int64, np.uint64):
+        lo, hi = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        for dtype in (np.uint8, np.int16, np.uint16, np.int32, np.uint32):
+            if np.iinfo(dtype).min <= lo and hi <= np.iinfo(dtype).max:
+                return array.astype(dtype)
+        raise InputError(f"output {path}: integers {lo}..{hi} do not fit 32 bits; convert to float first")
+    return array
 
 
 def _write_pil(image: Image, path: Path, fmt: str) -> None:

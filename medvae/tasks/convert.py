@@ -72,6 +72,8 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
                          "holding one DICOM series as a volume")
     suffix = ".nii.gz" if fmt == "nifti" else SUFFIXES[fmt][0]
     options = ConvertOptions(fmt=fmt, normalize=normalize, bits=bits)
+    if input.exists() and output.exists() and input.resolve() == output.resolve():
+        raise UsageError(f"output {output} is the input; medvae never overwrites an input")
     inputs = discover(input, series=series)
     exact = output if single_file and named else None
     out_root = output.parent if exact is not None else output
@@ -79,14 +81,14 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
                      suffix=suffix, overwrite=overwrite, progress=progress, single_output=exact)
 
 
-def convert_one(src: Path, dst: Path, options: ConvertOptions) -> list[str]:
-    """Read ``src``, apply the intensity rule, write ``dst``; return the notes made on the way."""
+def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, list[str]]:
+    """Read ``src``, apply the intensity rule, write ``dst``; return the path written and the notes made."""
     from medvae.data.io import read_image, write_image
 
     image = read_image(src)
     out = for_output(image, options)
-    write_image(out, dst, fmt=options.fmt, operation="convert", overwrite=True)
-    return out.notes
+    written = write_image(out, dst, fmt=options.fmt, operation="convert", overwrite=True)
+    return written, out.notes
 
 
 def for_output(image, options: ConvertOptions):

@@ -33,7 +33,6 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
 
 def describe_image(path: Path) -> dict[str, Any]:
     """Shape, spacing, orientation, modality, photometric interpretation and intensity range of an image."""
-    import nibabel as nib
     import numpy as np
 
     from medvae.data.io import read_image
@@ -49,7 +48,7 @@ def describe_image(path: Path) -> dict[str, Any]:
         "spatial_dims": image.spatial_dims,
         "dtype": str(a.dtype),
         "spacing_mm": [round(s, 6) for s in image.spacing] if image.spacing_known else None,
-        "orientation": "".join(nib.aff2axcodes(image.affine))[: a.ndim] if image.spacing_known else None,
+        "orientation": _axcodes(image.affine, a.ndim) if image.spacing_known else None,
         "affine": [[round(float(v), 6) for v in row] for row in image.affine],
         "intensity": {"min": float(finite.min()) if finite.size else None,
                       "max": float(finite.max()) if finite.size else None,
@@ -73,6 +72,14 @@ def describe_image(path: Path) -> dict[str, Any]:
             "value_range": list(image.value_range) if image.value_range else None,
         }
     return out
+
+
+def _axcodes(affine, ndim: int) -> str | None:
+    """Orientation letters (``"RAS"``, ``"LPS"``) of the array axes, or None for a degenerate affine."""
+    import nibabel as nib
+
+    codes = nib.aff2axcodes(affine)[:ndim]
+    return "".join(codes) if None not in codes else None
 
 
 def _uid_name(uid) -> str:
