@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from medvae import __version__
-from medvae_cli import convert, demo, info
+from medvae_cli import convert, demo, generate, info, train
 from medvae_cli._run import state
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(demo.app, name="demo")
+app.add_typer(train.app, name="train")
+app.command("generate")(generate.generate)
 app.command("convert")(convert.convert)
 app.command("info")(info.info)
 

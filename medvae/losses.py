@@ -51,3 +51,35 @@ def log_normal(x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 def log_standard_normal(x: Tensor) -> Tensor:
     """Log-density of N(0, I), summed over the last dimension."""
     return -0.5 * torch.sum(_LOG_2PI + x.square(), dim=-1)
+
+
+def gaussian_nll(mean: Tensor, target: Tensor, sigma: float) -> Tensor:
+    """Gaussian negative log-likelihood with a fixed standard deviation, summed per sample.
+
+    ``sum((x - mean)^2) / (2 sigma^2) + n log(sigma sqrt(2 pi))``: a scaled MSE, in nats.
+
+    Args:
+        mean: decoder means ``(B, *shape)``.
+        target: images, same shape.
+        sigma: the likelihood's standard deviation (in image units; images are in [0, 1]).
+
+    Returns:
+        ``(B,)`` negative log-likelihood in nats.
+    """
+    n = target[0].numel()
+    sq = (mean - target).square().flatten(1).sum(dim=1)
+    return sq / (2 * sigma**2) + n * (math.log(sigma) + 0.5 * _LOG_2PI)
+
+
+def kl_weight(beta: float, epoch: int, warmup_epochs: int) -> float:
+    """The KL term's weight in epoch ``epoch`` (0-based): ``beta``, ramped linearly over ``warmup_epochs``."""
+    if warmup_epochs <= 0:
+        return beta
+    return beta * min(1.0, (epoch + 1) / warmup_epochs)
+
+
+def feature_matching(real_features: list[Tensor], fake_features: list[Tensor]) -> Tensor:
+    """Mean absolute difference between a discriminator's intermediate features on real and fake images
+    (Larsen et al. 2016's learned similarity), averaged over layers; a scalar."""
+    terms = [F.l1_loss(fake, real.detach()) for real, fake in zip(real_features, fake_features)]
+    return torch.stack(terms).mean()

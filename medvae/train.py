@@ -3,7 +3,9 @@
 ``fit(model, train, val, config)`` handles: the device (CPU / CUDA / MPS), mixed precision on CUDA,
 DistributedDataParallel when started under ``torchrun`` (gloo on CPU, NCCL on CUDA; only rank 0 writes
 files), seeding, a progress bar, a checkpoint of the training state each epoch, ``resume``, and a clear
-stop on a non-finite loss. The model only has to provide ``loss(batch) -> LossOutput``.
+stop on a non-finite loss. The model only has to provide ``loss(batch) -> LossOutput``; it may add
+``set_epoch(epoch)`` (warm-up schedules) and, for a GAN, a ``discriminator`` module with
+``discriminator_loss(batch)``, which gets its own Adam optimiser and a step after each generator step.
 
 Randomness is derived from ``(seed, epoch, rank)`` at the start of every epoch, so a run resumed after
 epoch k continues exactly as the uninterrupted run would have.
@@ -223,12 +225,12 @@ def flatten_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [master]
 
 
-def _adam(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def _adam(params, lr: float, device: torch.device, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
     # The fused kernel updates every parameter in one call; it exists on CPU and CUDA in current torch.
     try:
-        return torch.optim.Adam(params, lr=lr, fused=device.type in ("cpu", "cuda"))
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=device.type in ("cpu", "cuda"))
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -264,7 +266,11 @@ def fit(
     rank, _, world_size = world()
     main = rank == 0
     model.to(device)
-    opt = _adam(flatten_parameters(model), config.lr, device)
+    gan = hasattr(model, "discriminator_loss")  # a VAE-GAN: the discriminator has its own optimiser
+    if gan and distributed:
+        raise UsageError("training a VAE-GAN under torchrun is not supported yet; run it in one process")
+    opt = _adam(flatten_parameters(model.generator if gan else model), config.lr, device)
+    opt_d = _adam(flatten_parameters(model.discriminator), config.lr, device, betas=(0.5, 0.999)) if gan else None
     record = TrainRecord(device=str(device), world_size=world_size, seed=config.seed,
                          batch_size=config.batch_size, lr=config.lr)
 
@@ -273,7 +279,7 @@ def fit(
         if not Path(config.state_path).is_file():
             raise UsageError(f"--resume: no training state at {config.state_path} to resume from; "
                              "run without --resume to start afresh")
-        start_epoch, record = _load_state(config.state_path, model, opt, device, record)
+        start_epoch, record = _load_state(config.state_path, model, opt, device, record, opt_d)
         record.resumed_at_epoch = start_epoch
 
     step_module: nn.Module = model
@@ -301,6 +307,8 @@ def fit(
 
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(_epoch_seed(config.seed, epoch, rank))
+        if hasattr(model, "set_epoch"):  # warm-up schedules (KL, adversarial weight)
+            model.set_epoch(epoch)
         model.train()
         t0 = time.perf_counter()
         sums: dict[str, Tensor] = {}
@@ -318,6 +326,8 @@ def fit(
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
+            if opt_d is not None:
+                terms = {**terms, **_discriminator_step(model, batch, opt_d, device, amp_dtype)}
             b = next(iter(batch.values())).shape[0]
             n_seen += b
             _accumulate(sums, {"loss": loss.detach(), **terms}, b)
@@ -344,7 +354,7 @@ def fit(
         record.seconds += time.perf_counter() - t0
         if main:
             if config.state_path is not None:
-                _save_state(config.state_path, epoch + 1, model, opt, record)
+                _save_state(config.state_path, epoch + 1, model, opt, record, opt_d)
             if writer is not None:
                 _log_tensorboard(writer, epoch + 1, record)
             if config.progress:
@@ -358,6 +368,18 @@ def fit(
     if distributed:
         torch.distributed.destroy_process_group()
     return record
+
+
+def _discriminator_step(model, batch, opt_d, device, amp_dtype) -> dict[str, Tensor]:
+    """One discriminator update on the generator step's fakes; returns its loss terms."""
+    opt_d.zero_grad(set_to_none=False)
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        out = model.discriminator_loss(batch)
+    if not torch.isfinite(out.loss.detach()):
+        raise TrainingError(f"training stopped: the discriminator loss became {out.loss.item()}; lower --lr")
+    out.loss.backward()
+    opt_d.step()
+    return {"d_loss": out.loss.detach(), **out.terms}
 
 
 @torch.no_grad()
@@ -397,22 +419,26 @@ def _reduce_means(sums: dict[str, Tensor], n: int, device, distributed: bool) ->
 # ----------------------------------------------------------------------------- state, progress, logs
 
 
-def _save_state(path, epoch: int, model, opt, record: TrainRecord) -> None:
+def _save_state(path, epoch: int, model, opt, record: TrainRecord, opt_d=None) -> None:
     state = {
         "epoch": epoch,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": opt.state_dict(),
         "record": json.dumps(record.to_dict()),
     }
+    if opt_d is not None:
+        state["optimizer_d"] = opt_d.state_dict()
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _load_state(path, model, opt, device, record: TrainRecord) -> tuple[int, TrainRecord]:
+def _load_state(path, model, opt, device, record: TrainRecord, opt_d=None) -> tuple[int, TrainRecord]:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if opt_d is not None:
+            opt_d.load_state_dict(state["optimizer_d"])
         saved = json.loads(state["record"])
     except Exception as e:  # unreadable file, or a state from another model or config
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]

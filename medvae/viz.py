@@ -77,3 +77,37 @@ def loss_curve(train: Sequence[float], test: Sequence[float], path: str | os.Pat
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def contact_sheet(images, path: str | os.PathLike, ncols: int = 8, gap: int = 2) -> None:
+    """Tile images into one 8-bit PNG (no axes): a quick look at many samples.
+
+    Args:
+        images: ``(N, H, W)`` array in [0, 1], rows first (display order).
+        path: the PNG to write (atomically).
+        ncols: images per row.
+        gap: pixels of black between images.
+    """
+    from PIL import Image
+
+    from medvae.data.atomic import atomic_path
+
+    images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    n, h, w = images.shape
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    sheet = np.zeros((nrows * (h + gap) - gap, ncols * (w + gap) - gap), np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        sheet[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = img
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.round(sheet * 255).astype(np.uint8)).save(tmp, format="PNG")
+
+
+def display_slices(batch) -> np.ndarray:
+    """``(N, C, x, y[, z])`` model images → ``(N, rows, cols)`` for display: channel 0, the middle slice
+    of a volume, transposed from medvae's (x, y) order to (rows, columns)."""
+    a = np.asarray(batch.detach().cpu().float() if hasattr(batch, "detach") else batch)[:, 0]
+    if a.ndim == 4:
+        a = a[..., a.shape[-1] // 2]
+    return np.swapaxes(a, 1, 2)

@@ -9,6 +9,7 @@ collating one sample at a time: the same data, without the per-sample Python ove
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -85,3 +86,67 @@ class TensorBatches:
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             yield {k: t[idx] for k, t in self.tensors.items()}
+
+
+@dataclass
+class ImageFolder:
+    """Every image under a folder, prepared for a model and held in memory.
+
+    Attributes:
+        images: ``(N, 1, *size)`` float32 in [0, 1].
+        files: the file each image came from.
+        spacing: median voxel size (mm) of the prepared images along each axis (1.0 where unknown).
+        skipped: (file, reason) for files that could not be used.
+    """
+
+    images: Tensor
+    files: list[str]
+    spacing: tuple[float, ...]
+    skipped: list[tuple[str, str]]
+
+
+def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2, *, normalize: str = "percentile",
+                      limit: int | None = None, progress: bool = False) -> ImageFolder:
+    """Read every image under ``folder`` (recursively) through the MONAI pipeline of
+    :func:`medvae.data.transforms.prepare`: intensity window to [0, 1], resized keeping its aspect ratio
+    and padded to ``size``. Mixed sizes are fine. Files that cannot be read are skipped and listed.
+
+    Raises:
+        InputError: the folder is missing or holds no usable image (one line).
+    """
+    from pathlib import Path
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from medvae.data.batch import discover
+    from medvae.data.io import read_image
+    from medvae.data.transforms import fit_size, prepare
+    from medvae.errors import InputError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    target = (size,) * spatial_dims if isinstance(size, int) else tuple(size)
+    files = discover(folder)
+    images, used, spacings, skipped = [], [], [], []
+    for path in tqdm(files, desc="reading", unit="file", disable=not progress, leave=False):
+        if limit is not None and len(images) >= limit:
+            break
+        try:
+            image = read_image(path)
+            if image.array.ndim == 3 and spatial_dims == 2 and image.array.shape[2] == 1:
+                image = image.with_array(image.array[:, :, 0])
+            if image.array.ndim != spatial_dims:
+                raise InputError(f"is {image.array.ndim}-D, not {spatial_dims}-D")
+            images.append(prepare(image, target, normalize=normalize).tensor.as_tensor())
+            fitted = fit_size(image.array.shape, image.spacing, target)
+            spacings.append([n * s / f for n, s, f in zip(image.array.shape, image.spacing, fitted)])
+            used.append(str(path))
+        except Exception as e:  # a bad file is reported, not fatal
+            skipped.append((str(path), (str(e).strip().splitlines() or [type(e).__name__])[0]))
+    if not images:
+        why = f"; e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise InputError(f"{folder}: no usable {spatial_dims}-D images found{why}")
+    spacing = tuple(float(v) for v in np.median(np.array(spacings), axis=0))
+    return ImageFolder(torch.stack(images).float(), used, spacing, skipped)

@@ -9,10 +9,12 @@ from medvae.errors import InputError
 from medvae.models.base import VAE, LossOutput, VAEOutput
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
 from medvae.models.mlp_vae import MLPVAE, MLPVAEConfig
+from medvae.models.vae_gan import VAEGAN, VAEGANConfig
 
 REGISTRY: dict[str, tuple[type, type]] = {
     MLPVAE.kind: (MLPVAE, MLPVAEConfig),
     ConvVAE.kind: (ConvVAE, ConvVAEConfig),
+    VAEGAN.kind: (VAEGAN, VAEGANConfig),
 }
 
 
@@ -25,4 +27,5 @@ def build_model(kind: str, config: dict[str, Any]):
     return cls(config_cls(**{k: v for k, v in config.items() if k in names}))
 
 
-__all__ = ["REGISTRY", "build_model", "VAE", "VAEOutput", "LossOutput", "MLPVAE", "MLPVAEConfig", "ConvVAE", "ConvVAEConfig"]
+__all__ = ["REGISTRY", "build_model", "VAE", "VAEOutput", "LossOutput", "MLPVAE", "MLPVAEConfig", "ConvVAE", "ConvVAEConfig",
+           "VAEGAN", "VAEGANConfig"]

@@ -2,17 +2,24 @@
 
 MONAI's network gives the strided convolution encoder, the transposed-convolution decoder and the
 linear (mu, log sigma^2) heads. medvae uses its ``encode_forward``/``decode_forward`` and keeps its own
-reparametrisation (MONAI's returns ``mu + sigma`` in eval mode) and loss, shared with every VAE here.
+reparametrisation (MONAI's returns ``mu + sigma`` in eval mode) and loss.
+
+Loss: reconstruction NLL (Bernoulli = BCE, or Gaussian = scaled MSE with a fixed sigma) plus
+``beta`` x KL, with the KL weight ramped up over ``kl_warmup_epochs`` (the training loop calls
+:meth:`ConvVAE.set_epoch`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from medvae.errors import UsageError
-from medvae.models.base import VAE
+from medvae.losses import bernoulli_nll, gaussian_nll, kl_standard_normal, kl_weight
+from medvae.models.base import VAE, LossOutput
 
 
 @dataclass
@@ -25,6 +32,10 @@ class ConvVAEConfig:
     latent_dim: size of z.
     num_res_units: residual units per level (0 for plain convolutions).
     norm: MONAI normalisation name (``"INSTANCE"``, ``"BATCH"``, ...).
+    likelihood: ``"bernoulli"`` (binary cross-entropy) or ``"gaussian"`` (MSE / (2 sigma^2)).
+    sigma: the Gaussian likelihood's standard deviation, in [0, 1] image units.
+    beta: weight of the KL term (1 is the ELBO; above 1 a beta-VAE).
+    kl_warmup_epochs: ramp the KL weight linearly from beta/N to beta over the first N epochs.
     """
 
     spatial_dims: int = 2
@@ -34,6 +45,10 @@ class ConvVAEConfig:
     latent_dim: int = 2
     num_res_units: int = 0
     norm: str = "INSTANCE"
+    likelihood: str = "bernoulli"
+    sigma: float = 0.1
+    beta: float = 1.0
+    kl_warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         self.in_shape, self.channels, self.strides = tuple(self.in_shape), tuple(self.channels), tuple(self.strides)
@@ -47,6 +62,19 @@ class ConvVAEConfig:
             raise UsageError(f"channels {self.channels} and strides {self.strides} must have the same, non-zero length")
         if self.latent_dim < 1:
             raise UsageError(f"latent_dim must be a positive integer, got {self.latent_dim}")
+        if self.likelihood not in ("bernoulli", "gaussian"):
+            raise UsageError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
+        if not self.sigma > 0:
+            raise UsageError(f"sigma must be positive, got {self.sigma}")
+        if not self.beta >= 0:
+            raise UsageError(f"beta must be 0 or more, got {self.beta}")
+        if self.kl_warmup_epochs < 0:
+            raise UsageError(f"kl_warmup_epochs must be 0 or more, got {self.kl_warmup_epochs}")
+        stride = math.prod(self.strides)
+        if any(n % stride for n in self.in_shape[1:]):
+            raise UsageError(f"in_shape {self.in_shape}: each spatial size must be divisible by the total "
+                             f"down-sampling {stride} (strides {self.strides}); pick a size such as "
+                             f"{max(stride, (self.in_shape[1] // stride) * stride)}")
 
 
 class ConvVAE(VAE):
@@ -79,8 +107,29 @@ class ConvVAE(VAE):
             use_sigmoid=False,
         )
 
+        self.kl_weight = kl_weight(config.beta, 0, config.kl_warmup_epochs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training loop at the start of each (0-based) epoch: sets the KL warm-up weight."""
+        self.kl_weight = kl_weight(self.config.beta, epoch, self.config.kl_warmup_epochs)
+
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.net.encode_forward(x)
 
     def decode(self, z: Tensor) -> Tensor:
         return self.net.decode_forward(z, use_sigmoid=False)
+
+    def recon_nll(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Per-sample reconstruction NLL ``(B,)`` under the configured likelihood."""
+        if self.config.likelihood == "gaussian":
+            return gaussian_nll(torch.sigmoid(logits), x, self.config.sigma)
+        return bernoulli_nll(logits, x)
+
+    def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        out = self(x)
+        return self.recon_nll(out.logits, x), kl_standard_normal(out.mu, out.logvar)
+
+    def loss(self, batch: dict[str, Tensor]) -> LossOutput:
+        """Reconstruction NLL + (warmed-up) beta x KL, per image, averaged over the batch."""
+        recon, kl = (t.mean() for t in self.elbo_terms(batch["image"]))
+        return LossOutput(recon + self.kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach()})

@@ -1,0 +1,76 @@
+"""``medvae train vae|vaegan``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medvae_cli._run import parse_ints, run_task
+
+app = typer.Typer(help="Train a model.", no_args_is_help=True)
+
+DOCS = {
+    "vae": "Train a convolutional VAE (2-D or 3-D) on a folder of images or on MNIST.",
+    "vaegan": "Train a VAE-GAN: the convolutional VAE plus a patch discriminator (Larsen et al. 2016).",
+}
+
+
+def _command(kind: str):
+    def command(
+        data: Annotated[str, typer.Option(help="A folder of DICOM/NIfTI/PNG images (searched recursively; mixed "
+                                               "sizes are resized keeping aspect) or 'mnist' (the embedded sample).")],
+        size: Annotated[int, typer.Option(help="Model input size per axis (a multiple of 2^levels).")] = 32,
+        spatial_dims: Annotated[int, typer.Option(help="2 for images, 3 for volumes.")] = 2,
+        latent_dim: Annotated[int, typer.Option(help="Latent size (2 allows --grid in generate).")] = 16,
+        channels: Annotated[Optional[str], typer.Option(help="Feature channels per level, e.g. 32,64,128 "
+                                                             "(default from --size).")] = None,
+        beta: Annotated[float, typer.Option(help="KL weight (1 = the ELBO).")] = 1.0,
+        kl_warmup: Annotated[int, typer.Option(help="Epochs over which the KL weight ramps up to beta.")] = 0,
+        likelihood: Annotated[str, typer.Option(help="bernoulli (BCE) or gaussian (MSE).")] = "bernoulli",
+        adv_weight: Annotated[float, typer.Option(help="vaegan: adversarial weight per pixel.")] = 0.1,
+        feature_weight: Annotated[float, typer.Option(help="vaegan: feature-matching weight per pixel.")] = 0.1,
+        adv_warmup: Annotated[int, typer.Option(help="vaegan: epochs over which the adversarial terms ramp in.")] = 1,
+        epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+        batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
+        lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+        val_fraction: Annotated[float, typer.Option(help="Share of images held out for validation.")] = 0.1,
+        normalize: Annotated[str, typer.Option(help="Intensity window per image: percentile, window, minmax.")]
+        = "percentile",
+        limit: Annotated[Optional[int], typer.Option(help="Use at most N images.")] = None,
+        out: Annotated[Optional[Path], typer.Option(help="Model file (default medvae-KIND.safetensors); previews "
+                                                         "and the training state go beside it.")] = None,
+        seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+        device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+        amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
+        resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
+        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ) -> None:
+        from medvae.tasks.train_generative import GenerativeTrainConfig, train_generative
+
+        config = run_task(
+            GenerativeTrainConfig, kind=kind, data=data, out=out or Path(f"medvae-{kind}.safetensors"), size=size,
+            spatial_dims=spatial_dims, latent_dim=latent_dim,
+            channels=parse_ints("--channels", channels) if channels else None, beta=beta, kl_warmup=kl_warmup,
+            likelihood=likelihood, adv_weight=adv_weight, feature_weight=feature_weight, adv_warmup=adv_warmup,
+            epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, normalize=normalize,
+            limit=limit, seed=seed, device=device, amp=amp, resume=resume, progress=progress,
+        )
+        result = run_task(train_generative, config)
+        if result is None:
+            return
+        r = result.record
+        for path, reason in result.skipped:
+            typer.echo(f"note: skipped {path}: {reason}", err=True)
+        typer.echo(f"trained {kind} on {result.n_train} images ({result.n_val} held out) for {r['epochs']} epochs "
+                   f"in {r['train_seconds']:.1f} s: validation loss {r['val_loss'][-1]:.2f}")
+        stem = result.model_path.with_suffix("")
+        typer.echo(f"wrote {result.model_path}, {stem}.recon.png, {stem}.samples.png")
+
+    command.__doc__ = DOCS[kind]
+    return command
+
+
+app.command("vae")(_command("vae"))
+app.command("vaegan")(_command("vaegan"))
