@@ -26,7 +26,7 @@ def negative_elbo(model, x: Tensor, samples: int = 1) -> dict[str, Tensor]:
     recon = torch.zeros_like(kl)
     for _ in range(samples):
         z = model.reparameterize(mu, logvar)
-        recon += bernoulli_nll(model.decode(z), x)
+        recon += model.recon_nll(model.decode(z), x) if hasattr(model, "recon_nll") else bernoulli_nll(model.decode(z), x)
     recon /= samples
     return {"neg_elbo": recon + kl, "recon": recon, "kl": kl}
 
@@ -59,3 +59,48 @@ def importance_sampled_nll(model, x: Tensor, k: int = 1000, chunk: int = 20_000)
         log_w = log_px_z + log_standard_normal(z) - log_normal(z, mu, logvar)  # (k, b)
         out[s : s + b] = -(torch.logsumexp(log_w, dim=0) - math.log(k))
     return out
+
+
+def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio per image ``(B,)`` in dB (MONAI's ``PSNRMetric``)."""
+    from monai.metrics import PSNRMetric
+
+    return PSNRMetric(max_val=data_range, reduction="none")(pred.float(), target.float()).flatten()
+
+
+def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Structural similarity per image ``(B,)`` (MONAI's ``SSIMMetric``, Gaussian window 11, sigma 1.5;
+    the window shrinks for images smaller than 11 pixels)."""
+    from monai.metrics import SSIMMetric
+
+    spatial_dims = pred.ndim - 2
+    win = min(11, *pred.shape[2:]) // 2 * 2 + 1 if min(pred.shape[2:]) < 11 else 11
+    metric = SSIMMetric(spatial_dims=spatial_dims, data_range=data_range, win_size=win, reduction="none")
+    return metric(pred.float(), target.float()).flatten()
+
+
+def laplacian_variance(images: Tensor) -> Tensor:
+    """Sharpness per image ``(B,)``: the variance of the discrete Laplacian (blurry images score low)."""
+    spatial_dims = images.ndim - 2
+    kernel = torch.zeros((3,) * spatial_dims)
+    centre = (1,) * spatial_dims
+    kernel[centre] = -2.0 * spatial_dims
+    for axis in range(spatial_dims):
+        for side in (0, 2):
+            index = list(centre)
+            index[axis] = side
+            kernel[tuple(index)] = 1.0
+    conv = torch.nn.functional.conv2d if spatial_dims == 2 else torch.nn.functional.conv3d
+    lap = conv(images.float(), kernel[None, None].to(images.device))
+    return lap.flatten(1).var(dim=1)
+
+
+def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets ``(N, D)`` (MONAI's FID formula)."""
+    import warnings
+
+    from monai.metrics.fid import get_fid_score
+
+    with warnings.catch_warnings():  # ReLU features give near-singular covariances; sqrtm copes and warns
+        warnings.simplefilter("ignore")
+        return float(get_fid_score(features_a.double(), features_b.double()))

@@ -8,6 +8,7 @@ from typing import Any
 from medvae.errors import InputError
 from medvae.models.base import VAE, LossOutput, VAEOutput
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
+from medvae.models.digit_classifier import DigitClassifier, DigitClassifierConfig
 from medvae.models.mlp_vae import MLPVAE, MLPVAEConfig
 from medvae.models.vae_gan import VAEGAN, VAEGANConfig
 
@@ -15,6 +16,7 @@ REGISTRY: dict[str, tuple[type, type]] = {
     MLPVAE.kind: (MLPVAE, MLPVAEConfig),
     ConvVAE.kind: (ConvVAE, ConvVAEConfig),
     VAEGAN.kind: (VAEGAN, VAEGANConfig),
+    DigitClassifier.kind: (DigitClassifier, DigitClassifierConfig),
 }
 
 

@@ -82,24 +82,27 @@ def load_training_images(config: GenerativeTrainConfig):
     """``(images (N, 1, *size) in [0, 1], spacing, source, skipped)`` from ``config.data``."""
     import torch
 
-    if config.data == "mnist":
-        from medvae.data.mnist import load_mnist
-
-        mnist = load_mnist(None)
-        arrays = np.concatenate([mnist.train_images, mnist.test_images])
-        if config.limit:
-            arrays = arrays[: config.limit]
-        # IDX images are (rows, cols); medvae's convention is (x, y) = (cols, rows)
-        images = torch.from_numpy(np.ascontiguousarray(arrays.transpose(0, 2, 1))).float().div_(255)[:, None]
-        if config.size != 28:
-            images = torch.nn.functional.interpolate(images, size=(config.size, config.size), mode="bilinear",
-                                                     antialias=True, align_corners=False).clamp_(0, 1)
-        return images, (1.0, 1.0), f"mnist ({mnist.source})", []
+    if config.data == "mnist":  # the sample's training split; its test split stays out for evaluation
+        images = mnist_images("train", config.size)
+        return images[: config.limit] if config.limit else images, (1.0, 1.0), "mnist (embedded sample, train)", []
     from medvae.data.datasets import load_image_folder
 
     folder = load_image_folder(config.data, config.size, config.spatial_dims, normalize=config.normalize,
                                limit=config.limit, progress=config.progress)
     return folder.images, folder.spacing, str(config.data), folder.skipped
+
+
+def mnist_images(split_name: str, size: int):
+    """The embedded MNIST sample's ``split_name`` images as ``(N, 1, size, size)`` in [0, 1], (x, y) order."""
+    import torch
+
+    from medvae.models.digit_classifier import mnist_tensors
+
+    images, _ = mnist_tensors(split_name)
+    if size != 28:
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                                 align_corners=False).clamp_(0, 1)
+    return images
 
 
 def split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
