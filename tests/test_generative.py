@@ -223,3 +223,51 @@ def test_mnist_vae_trains_and_its_grid_needs_a_2d_latent(tmp_path):
     grid = runner.invoke(app, ["generate", str(model), "--grid", "--out", str(tmp_path / "g")])
     assert grid.exit_code == 2 and "2-D latent space" in grid.stderr
     assert "medvae train vae --data mnist" in load_model(model)[1].training["command"]
+
+
+# ---------------------------------------------------------------- evaluation
+def test_metrics_behave():
+    from medvae.metrics import frechet_distance, laplacian_variance, psnr, ssim
+
+    x = torch.rand(4, 1, 28, 28)
+    noisy = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    assert (psnr(x, x) > 80).all() or torch.isinf(psnr(x, x)).all()
+    assert (psnr(noisy, x) < psnr((x + 0.01 * torch.randn_like(x)).clamp(0, 1), x)).all()
+    torch.testing.assert_close(ssim(x, x), torch.ones(4))
+    blurred = torch.nn.functional.avg_pool2d(x, 3, 1, 1)
+    assert (laplacian_variance(blurred) < laplacian_variance(x)).all()
+    assert laplacian_variance(torch.rand(2, 1, 8, 8, 8)).shape == (2,)
+    a = torch.randn(400, 6)
+    assert frechet_distance(a, a) < 1e-6 and frechet_distance(a, a + 1.0) == pytest.approx(6.0, rel=1e-6)
+
+
+def test_evaluate_generative_on_mnist(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVAE_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "m.safetensors"
+    assert runner.invoke(app, ["train", "vae", "--data", "mnist", "--limit", "300", "--epochs", "1", "--out",
+                               str(model), "--no-progress", "--device", "cpu"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", "generative", str(model), "--limit", "200", "--samples", "200",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    r = json.loads(result.stdout)
+    assert r["images"] == 200 and r["samples"] == 200 and r["classifier_test_accuracy"] > 0.9
+    assert 5 < r["psnr"] < 40 and 0 < r["ssim"] < 1 and r["neg_elbo"] == pytest.approx(r["recon_nll"] + r["kl"])
+    # an untrained model's samples are further from real digits than real digits are from each other
+    assert r["frechet_distance"] > r["frechet_distance_train_vs_test"]
+    assert (tmp_path / "cache").is_dir()  # the classifier is cached for the next evaluation
+    text = runner.invoke(app, ["evaluate", "generative", str(model), "--limit", "100"])
+    assert "Fréchet distance" in text.stdout and "PSNR" in text.stdout
+
+
+def test_evaluate_generative_on_a_folder(tmp_path, mixed_folder):
+    model = tmp_path / "m.safetensors"
+    runner.invoke(app, ["train", "vaegan", "--data", str(mixed_folder), "--size", "16", "--channels", "8,16",
+                        "--epochs", "1", "--out", str(model), "--no-progress", "--device", "cpu"])
+    result = runner.invoke(app, ["evaluate", "generative", str(model), "--data", str(mixed_folder), "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    r = json.loads(result.stdout)
+    assert r["images"] == 12 and "frechet_distance" not in r and r["kind"] == "vae_gan"

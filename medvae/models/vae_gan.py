@@ -41,8 +41,8 @@ class VAEGANConfig(ConvVAEConfig):
 
     disc_channels: int = 32
     disc_layers: int = 2
-    adv_weight: float = 0.1
-    feature_weight: float = 0.1
+    adv_weight: float = 0.05
+    feature_weight: float = 0.05
     adv_warmup_epochs: int = 1
 
     def __post_init__(self) -> None:

@@ -34,8 +34,8 @@ class GenerativeTrainConfig:
     beta: float = 1.0
     kl_warmup: int = 0
     likelihood: str = "bernoulli"
-    adv_weight: float = 0.1
-    feature_weight: float = 0.1
+    adv_weight: float = 0.05
+    feature_weight: float = 0.05
     adv_warmup: int = 1
     epochs: int = 10
     batch_size: int = 32
