@@ -57,6 +57,10 @@ def _command(kind: str):
             epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, normalize=normalize,
             limit=limit, seed=seed, device=device, amp=amp, resume=resume, progress=progress,
         )
+        if kind == "vaegan" and 0 < adv_warmup and epochs <= adv_warmup:
+            typer.echo(f"note: with --adv-warmup {adv_warmup} the adversarial terms are off for the first epoch "
+                       f"and reach full weight after epoch {adv_warmup}; {epochs} epochs train mostly a plain VAE",
+                       err=True)
         result = run_task(train_generative, config)
         if result is None:
             return

@@ -74,7 +74,8 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     from monai.metrics import SSIMMetric
 
     spatial_dims = pred.ndim - 2
-    win = min(11, *pred.shape[2:]) // 2 * 2 + 1 if min(pred.shape[2:]) < 11 else 11
+    win = min(11, *pred.shape[2:])
+    win -= 1 - win % 2  # odd, and no larger than the image
     metric = SSIMMetric(spatial_dims=spatial_dims, data_range=data_range, win_size=win, reduction="none")
     return metric(pred.float(), target.float()).flatten()
 

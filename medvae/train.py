@@ -296,6 +296,7 @@ def fit(
     if amp_dtype is not None:
         record.amp = str(amp_dtype).removeprefix("torch.")
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    scaler_d = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16) if gan else None
     writer = _tensorboard(config.tensorboard) if main else None
 
     def compute(batch) -> tuple[Tensor, dict[str, Tensor]]:
@@ -327,7 +328,7 @@ def fit(
             scaler.step(opt)
             scaler.update()
             if opt_d is not None:
-                terms = {**terms, **_discriminator_step(model, batch, opt_d, device, amp_dtype)}
+                terms = {**terms, **_discriminator_step(model, batch, opt_d, scaler_d, device, amp_dtype)}
             b = next(iter(batch.values())).shape[0]
             n_seen += b
             _accumulate(sums, {"loss": loss.detach(), **terms}, b)
@@ -370,15 +371,16 @@ def fit(
     return record
 
 
-def _discriminator_step(model, batch, opt_d, device, amp_dtype) -> dict[str, Tensor]:
+def _discriminator_step(model, batch, opt_d, scaler_d, device, amp_dtype) -> dict[str, Tensor]:
     """One discriminator update on the generator step's fakes; returns its loss terms."""
     opt_d.zero_grad(set_to_none=False)
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         out = model.discriminator_loss(batch)
     if not torch.isfinite(out.loss.detach()):
         raise TrainingError(f"training stopped: the discriminator loss became {out.loss.item()}; lower --lr")
-    out.loss.backward()
-    opt_d.step()
+    scaler_d.scale(out.loss).backward()
+    scaler_d.step(opt_d)
+    scaler_d.update()
     return {"d_loss": out.loss.detach(), **out.terms}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -103,7 +105,8 @@ def test_vaegan_trains_both_halves_and_resumes_exactly(tmp_path):
                              state_path=tmp_path / "state.pt", resume=resume)
         return model, fit(model, data, data, config)
 
-    d0 = {k: v.clone() for k, v in small(VAEGAN).discriminator.state_dict().items()}
+    torch.manual_seed(0)
+    d0 = {k: v.clone() for k, v in small(VAEGAN, adv_warmup_epochs=0).discriminator.state_dict().items()}
     straight, record = run(3)
     assert "d_loss" in record.train_terms[-1] and "adv" in record.train_terms[-1]
     assert any(not torch.equal(d0[k], v) for k, v in straight.discriminator.state_dict().items())
@@ -270,4 +273,108 @@ def test_evaluate_generative_on_a_folder(tmp_path, mixed_folder):
     import json
 
     r = json.loads(result.stdout)
-    assert r["images"] == 12 and "frechet_distance" not in r and r["kind"] == "vae_gan"
+    # the training folder: only the image training held out (10% of 12) is scored, and the report says so
+    assert r["images"] == 1 and "held-out validation" in r["note"] and r["kind"] == "vae_gan"
+    assert "frechet_distance" not in r
+    other = tmp_path / "other"
+    shutil.copytree(mixed_folder, other)
+    r = json.loads(runner.invoke(app, ["evaluate", "generative", str(model), "--data", str(other), "--json"]).stdout)
+    assert r["images"] == 12 and "note" not in r
+
+
+def test_discriminator_step_is_one_adam_step_on_its_own_loss():
+    """The loop's discriminator update equals Adam(beta1 0.5) on discriminator_loss alone: the generator
+    step's gradients in the discriminator are cleared first."""
+    from medvae.train import _adam, _discriminator_step, flatten_parameters
+
+    torch.manual_seed(0)
+    model = small(VAEGAN, adv_warmup_epochs=0)
+    reference = small(VAEGAN, adv_warmup_epochs=0)
+    reference.load_state_dict(model.state_dict())
+    batch = {"image": torch.rand(4, 1, 16, 16)}
+    torch.manual_seed(1)
+    model.loss(batch).loss.backward()  # the generator step leaves gradients in the discriminator
+    opt = _adam(flatten_parameters(model.discriminator), 1e-3, torch.device("cpu"), betas=(0.5, 0.999))
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    _discriminator_step(model, batch, opt, scaler, torch.device("cpu"), None)
+    reference._fakes = model._fakes
+    ref_opt = torch.optim.Adam(reference.discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    reference.discriminator_loss(batch).loss.backward()
+    ref_opt.step()
+    for a, b in zip(model.discriminator.parameters(), reference.discriminator.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_generated_files_say_synthetic_and_invent_no_pixel_size(tmp_path, mixed_folder):
+    import pydicom
+
+    model = tmp_path / "m.safetensors"
+    runner.invoke(app, ["train", "vae", "--data", str(mixed_folder), "--size", "16", "--channels", "8,16",
+                        "--epochs", "1", "--out", str(model), "--no-progress", "--device", "cpu"])
+    assert load_model(model)[1].preprocessing["spacing"] is None  # PNGs give no pixel size
+    runner.invoke(app, ["generate", str(model), "--n", "1", "--out", str(tmp_path / "p")])
+    assert "synthetic" in PILImage.open(tmp_path / "p" / "sample_0001.png").text["Description"]
+    runner.invoke(app, ["generate", str(model), "--n", "1", "--format", "dcm", "--out", str(tmp_path / "d")])
+    assert "PixelSpacing" not in pydicom.dcmread(tmp_path / "d" / "sample_0001.dcm")
+
+
+def test_volumes_are_turned_to_ras_before_training(tmp_path):
+    from medvae.data.datasets import load_image_folder
+
+    vol = np.zeros((8, 8, 8), np.float32)
+    vol[1, 4, 4] = 1.0  # near the low x index
+    for name, affine in (("ras", np.diag([2.0, 2.0, 2.0, 1.0])), ("las", np.diag([-2.0, 2.0, 2.0, 1.0]))):
+        folder = tmp_path / name
+        folder.mkdir()
+        data = vol if name == "ras" else vol[::-1]  # the same world image stored mirrored, with a flipped affine
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data), affine), folder / "v.nii.gz")
+    a = load_image_folder(tmp_path / "ras", 8, 3, normalize="minmax").images
+    b = load_image_folder(tmp_path / "las", 8, 3, normalize="minmax").images
+    torch.testing.assert_close(a, b)
+
+
+def test_the_demo_conv_model_generates_upright_digits(tmp_path):
+    from medvae.tasks.demo import run_mnist_demo
+
+    run_mnist_demo(out=tmp_path / "demo", model="conv", epochs=1, limit=200, nll_k=2, nll_images=10, grid_size=2,
+                   progress=False, device="cpu")
+    runner.invoke(app, ["generate", str(tmp_path / "demo" / "model.safetensors"), "--n", "2", "--out",
+                        str(tmp_path / "g")])
+    model, _ = load_model(tmp_path / "demo" / "model.safetensors")
+    z = torch.randn(2, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    expected = np.round(model.generate(z)[0, 0].numpy() * 255)  # the demo's (rows, cols) image
+    written = np.asarray(PILImage.open(tmp_path / "g" / "sample_0001.png")).astype(float)
+    np.testing.assert_allclose(written, expected, atol=1)
+    refused = runner.invoke(app, ["evaluate", "generative", str(tmp_path / "demo" / "model.safetensors")])
+    assert refused.exit_code == 2 and "metrics.json" in refused.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "vae", "--data", "mnist", "--size", "4"], "at least"),
+    (["train", "vae", "--data", "mnist", "--out", "."], "give a model file name"),
+])
+def test_more_usage_errors(args, message):
+    result = runner.invoke(app, args + ["--no-progress"])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_and_generate_usage_errors(tmp_path):
+    model = tmp_path / "v3.safetensors"
+    from medvae.checkpoint import save_model as save
+
+    save(model, small(ConvVAE, 3), preprocessing={"size": [16] * 3, "axes": "(C, x, y, z)", "spacing": None})
+    three_d = runner.invoke(app, ["evaluate", "generative", str(model)])
+    assert three_d.exit_code == 2 and "mnist is 2-D" in three_d.stderr
+    bad = runner.invoke(app, ["evaluate", "generative", str(model), "--samples", "-5"])
+    assert bad.exit_code == 2 and "--samples must be a positive integer" in bad.stderr
+    (tmp_path / "afile").write_text("x")
+    gen = runner.invoke(app, ["generate", str(model), "--format", "nii", "--out", str(tmp_path / "afile")])
+    assert gen.exit_code == 2 and "is a file" in gen.stderr
+
+
+def test_ssim_on_images_smaller_than_its_window():
+    from medvae.metrics import ssim
+
+    x = torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(ssim(x, x), torch.ones(2))

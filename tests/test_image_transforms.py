@@ -92,7 +92,7 @@ def test_intensity_window_inverse_and_none():
 def test_errors_name_the_problem():
     with pytest.raises(UsageError, match="normalize 'bogus'"):
         IntensityWindow("bogus")
-    with pytest.raises(UsageError, match="has 2 axes"):
+    with pytest.raises(UsageError, match="has 3 axes .* but the model takes 2"):
         prepare(Image(array=smooth((8, 8, 8))), (16, 16))
     with pytest.raises(InputError, match="no DICOM window"):
         prepare(Image(array=smooth((8, 8)), path=None), (8, 8), normalize="window")

@@ -95,21 +95,24 @@ class ImageFolder:
     Attributes:
         images: ``(N, 1, *size)`` float32 in [0, 1].
         files: the file each image came from.
-        spacing: median voxel size (mm) of the prepared images along each axis (1.0 where unknown).
+        spacing: median voxel size (mm) of the prepared images along each axis; None when the files do
+            not give one (PNG, JPEG, DICOM without PixelSpacing).
         skipped: (file, reason) for files that could not be used.
     """
 
     images: Tensor
     files: list[str]
-    spacing: tuple[float, ...]
+    spacing: tuple[float, ...] | None
     skipped: list[tuple[str, str]]
 
 
 def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2, *, normalize: str = "percentile",
-                      limit: int | None = None, progress: bool = False) -> ImageFolder:
-    """Read every image under ``folder`` (recursively) through the MONAI pipeline of
+                      limit: int | None = None, progress: bool = False, files: list | None = None) -> ImageFolder:
+    """Read every image under ``folder`` (recursively), or the given ``files``, through the MONAI pipeline of
     :func:`medvae.data.transforms.prepare`: intensity window to [0, 1], resized keeping its aspect ratio
-    and padded to ``size``. Mixed sizes are fine. Files that cannot be read are skipped and listed.
+    and padded to ``size``. Mixed sizes are fine. Volumes are first turned to the closest RAS orientation,
+    so a model sees (and later generates) every volume the same way round. Files that cannot be read are
+    skipped and listed.
 
     Raises:
         InputError: the folder is missing or holds no usable image (one line).
@@ -125,11 +128,13 @@ def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2
     from medvae.errors import InputError
 
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such folder")
+    if files is None and not folder.is_dir():
+        raise InputError(f"{folder}: " + ("is a file; --data takes a folder of images" if folder.exists()
+                                          else "no such folder"))
     target = (size,) * spatial_dims if isinstance(size, int) else tuple(size)
-    files = discover(folder)
+    files = [Path(f) for f in files] if files is not None else discover(folder)
     images, used, spacings, skipped = [], [], [], []
+    known = True
     for path in tqdm(files, desc="reading", unit="file", disable=not progress, leave=False):
         if limit is not None and len(images) >= limit:
             break
@@ -139,7 +144,10 @@ def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2
                 image = image.with_array(image.array[:, :, 0])
             if image.array.ndim != spatial_dims:
                 raise InputError(f"is {image.array.ndim}-D, not {spatial_dims}-D")
+            if spatial_dims == 3 and image.spacing_known:
+                image = to_ras(image)
             images.append(prepare(image, target, normalize=normalize).tensor.as_tensor())
+            known = known and image.spacing_known
             fitted = fit_size(image.array.shape, image.spacing, target)
             spacings.append([n * s / f for n, s, f in zip(image.array.shape, image.spacing, fitted)])
             used.append(str(path))
@@ -148,5 +156,15 @@ def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2
     if not images:
         why = f"; e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
         raise InputError(f"{folder}: no usable {spatial_dims}-D images found{why}")
-    spacing = tuple(float(v) for v in np.median(np.array(spacings), axis=0))
+    spacing = tuple(float(v) for v in np.median(np.array(spacings), axis=0)) if known else None
     return ImageFolder(torch.stack(images).float(), used, spacing, skipped)
+
+
+def to_ras(image):
+    """The image with its axes permuted and flipped to the closest RAS orientation (nibabel's canonical)."""
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(image.affine)
+    array = nib.orientations.apply_orientation(image.array, ornt)
+    affine = image.affine @ nib.orientations.inv_ornt_aff(ornt, image.array.shape)
+    return image.with_array(np.ascontiguousarray(array), affine=affine)

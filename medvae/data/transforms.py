@@ -124,8 +124,8 @@ def prepare(image, size: Sequence[int], *, normalize: str = "percentile",
 
     size = tuple(int(s) for s in size)
     if len(size) != image.array.ndim:
-        raise UsageError(f"size {size} has {len(size)} axes but {image.path or 'the image'} has "
-                         f"{image.array.ndim} ({tuple(image.array.shape)})")
+        raise UsageError(f"{image.path or 'The image'}: has {image.array.ndim} axes {tuple(image.array.shape)} "
+                         f"but the model takes {len(size)} ({size})")
     target = fit_size(image.array.shape, image.spacing, size)
     pipeline = Compose([
         EnsureChannelFirst(channel_dim="no_channel"),

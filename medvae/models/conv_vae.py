@@ -71,10 +71,10 @@ class ConvVAEConfig:
         if self.kl_warmup_epochs < 0:
             raise UsageError(f"kl_warmup_epochs must be 0 or more, got {self.kl_warmup_epochs}")
         stride = math.prod(self.strides)
-        if any(n % stride for n in self.in_shape[1:]):
-            raise UsageError(f"in_shape {self.in_shape}: each spatial size must be divisible by the total "
-                             f"down-sampling {stride} (strides {self.strides}); pick a size such as "
-                             f"{max(stride, (self.in_shape[1] // stride) * stride)}")
+        if any(n % stride or n < 2 * stride for n in self.in_shape[1:]):
+            raise UsageError(f"The image size {self.in_shape[1:]} must be divisible by the total down-sampling "
+                             f"{stride} (strides {self.strides}) and at least {2 * stride}; pick a size such as "
+                             f"{max(2 * stride, (self.in_shape[1] // stride) * stride)} or fewer channel levels")
 
 
 class ConvVAE(VAE):

@@ -36,7 +36,9 @@ class VAEGANConfig(ConvVAEConfig):
     adv_weight: weight of the adversarial term, per pixel (the reconstruction NLL is summed over pixels,
         so both terms are multiplied by the pixel count to keep their balance at any image size).
     feature_weight: weight of the feature-matching term, per pixel likewise.
-    adv_warmup_epochs: ramp both weights linearly from 0 over this many epochs.
+    adv_warmup_epochs: the adversarial and feature terms are off in the first epoch and reach full weight
+        after this many epochs (weight ``min(1, epoch / adv_warmup_epochs)``, epochs counted from 0), so the
+        discriminator first sees a VAE that reconstructs; 0 starts them at full weight.
     """
 
     disc_channels: int = 32
@@ -101,6 +103,9 @@ class VAEGAN(VAE):
 
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.generator.elbo_terms(x)
+
+    def recon_nll(self, logits: Tensor, x: Tensor) -> Tensor:
+        return self.generator.recon_nll(logits, x)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         x = batch["image"]

@@ -31,16 +31,24 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
     import torch
 
     from medvae.checkpoint import load_model
-    from medvae.errors import UsageError
+    from medvae.errors import UsageError, check_positive
     from medvae.metrics import frechet_distance, laplacian_variance, negative_elbo, psnr, ssim
     from medvae.train import resolve_device
 
+    for name, value in (("samples", n_samples), ("limit", limit)):
+        if value is not None:
+            check_positive(name, value)
     model, info = load_model(model_path, device=str(resolve_device(device)))
     model.eval()
-    if not hasattr(model, "config") or not hasattr(model.config, "in_shape") or info.kind == "mlp_vae":
-        raise UsageError(f"{model_path}: evaluate generative takes models from 'medvae train vae|vaegan'")
+    if "axes" not in info.preprocessing or not hasattr(getattr(model, "config", None), "in_shape"):
+        raise UsageError(f"{model_path}: evaluate generative takes models from 'medvae train vae|vaegan' "
+                         "(the MNIST demo reports its own metrics in metrics.json)")
     shape = tuple(model.config.in_shape)
     spatial_dims = len(shape) - 1
+    note = None
+    if data == "mnist" and spatial_dims != 2:
+        raise UsageError(f"data mnist is 2-D but {model_path} makes {spatial_dims}-D images; pass --data with "
+                         "a folder of held-out volumes")
     if data == "mnist":
         from medvae.tasks.train_generative import mnist_images
 
@@ -49,10 +57,19 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
     else:
         from medvae.data.datasets import load_image_folder
 
+        from pathlib import Path
+
         normalize = info.preprocessing.get("normalize", "percentile")
-        real = load_image_folder(data, shape[1:], spatial_dims, normalize=normalize if normalize in (
-            "percentile", "window", "minmax") else "percentile").images
+        normalize = normalize if normalize in ("percentile", "window", "minmax") else "percentile"
+        val_files = info.training.get("val_files")
+        same = str(Path(data).resolve()) == info.training.get("data")
+        real = load_image_folder(data, shape[1:], spatial_dims, normalize=normalize,
+                                 files=val_files if same and val_files else None).images
         source = str(data)
+        if same:  # the training folder: score only the images training held out
+            note = (f"the training folder: only its {len(real)} held-out validation images were used"
+                    if val_files else "the training folder, and the model file does not list its held-out images: "
+                    "these scores include training images")
     if limit:
         real = real[:limit]
     dev = next(model.parameters()).device
@@ -85,6 +102,8 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
         "sharpness_samples": float(laplacian_variance(samples_t).mean()),
         "sharpness_real": float(laplacian_variance(real).mean()),
     }
+    if note:
+        result["note"] = note
     if data == "mnist" and spatial_dims == 2:
         from medvae.models.digit_classifier import digit_classifier
 
@@ -113,6 +132,8 @@ def format_report(r: dict[str, Any]) -> str:
              f"  -ELBO {r['neg_elbo']:.2f} nats/image (reconstruction {r['recon_nll']:.2f} + KL {r['kl']:.2f})",
              f"  sharpness (variance of the Laplacian): samples {r['sharpness_samples']:.4f}, "
              f"real images {r['sharpness_real']:.4f}"]
+    if r.get("note"):
+        lines.insert(1, f"  note: {r['note']}")
     if "frechet_distance" in r:
         lines.append(f"  Fréchet distance, {r['samples']} samples vs real test digits: {r['frechet_distance']:.2f} "
                      f"(real train vs test: {r['frechet_distance_train_vs_test']:.2f}; digit classifier "

@@ -79,17 +79,19 @@ class GenerativeTrainResult:
 
 
 def load_training_images(config: GenerativeTrainConfig):
-    """``(images (N, 1, *size) in [0, 1], spacing, source, skipped)`` from ``config.data``."""
+    """``(images (N, 1, *size) in [0, 1], spacing or None, source, skipped, files or None)`` from ``config.data``."""
     import torch
 
     if config.data == "mnist":  # the sample's training split; its test split stays out for evaluation
         images = mnist_images("train", config.size)
-        return images[: config.limit] if config.limit else images, (1.0, 1.0), "mnist (embedded sample, train)", []
+        return (images[: config.limit] if config.limit else images, (1.0, 1.0), "mnist (embedded sample, train)",
+                [], None)
     from medvae.data.datasets import load_image_folder
 
     folder = load_image_folder(config.data, config.size, config.spatial_dims, normalize=config.normalize,
                                limit=config.limit, progress=config.progress)
-    return folder.images, folder.spacing, str(config.data), folder.skipped
+    return (folder.images, folder.spacing, str(Path(config.data).resolve()), folder.skipped,
+            [str(Path(f).resolve()) for f in folder.files])
 
 
 def mnist_images(split_name: str, size: int):
@@ -137,9 +139,11 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
     from medvae.data.datasets import TensorBatches
 
     config = dataclasses.replace(config, **overrides) if config else GenerativeTrainConfig(**overrides)
+    if config.out.is_dir() or config.out.suffix != ".safetensors":
+        raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
     started = time.perf_counter()
     train.seed_everything(config.seed)
-    images, spacing, source, skipped = load_training_images(config)
+    images, spacing, source, skipped, files = load_training_images(config)
     train_idx, val_idx = split(len(images), config.val_fraction, config.seed)
     train_data = TensorBatches({"image": images[train_idx]})
     val_data = TensorBatches({"image": images[val_idx]})
@@ -151,7 +155,7 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
         "spatial_dims": config.spatial_dims,
         "normalize": config.normalize if config.data != "mnist" else "none (0..255 → 0..1)",
         "intensity": "window mapped to [0, 1]",
-        "spacing": list(spacing),
+        "spacing": list(spacing) if spacing else None,
         "axes": "(C, x, y[, z]) as medvae reads images",
     }
     fixed_z = torch.randn(16, config.latent_dim, generator=torch.Generator().manual_seed(config.seed))
@@ -159,8 +163,9 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
 
     def on_epoch_end(epoch, m, record):
         training = {"task": f"train {config.kind}", "data": source, "train_images": len(train_idx),
-                    "val_images": len(val_idx), **record.to_dict(),
-                    "command": _command(config)}
+                    "val_images": len(val_idx), **record.to_dict(), "command": _command(config),
+                    # the held-out files, so 'evaluate generative --data <the same folder>' scores only them
+                    "val_files": [files[i] for i in val_idx] if files else None}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
         if config.previews:
             write_previews(m, preview_images, fixed_z, stem)
