@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from medvae.errors import UsageError
 from medvae.losses import feature_matching, kl_standard_normal
@@ -117,7 +117,8 @@ class VAEGAN(VAE):
         if not self.training:  # validation: the VAE's own loss
             return LossOutput(total, terms)
         fake = torch.sigmoid(out.logits)
-        prior = self.generate_from(torch.randn_like(out.z))
+        with torch.set_grad_enabled(self.adv_scale > 0):  # without the adversarial term only D needs them
+            prior = self.generate_from(torch.randn_like(out.z))
         self._fakes = [fake.detach(), prior.detach()]
         if self.adv_scale > 0:
             n = x[0].numel()  # per-image scale, like the summed reconstruction NLL
@@ -146,6 +147,3 @@ class VAEGAN(VAE):
                                  for f in fakes]).mean()
         loss = 0.5 * (loss_real + loss_fake)
         return LossOutput(loss, {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()})
-
-    def generator_parameters(self) -> list[nn.Parameter]:
-        return list(self.generator.parameters())
