@@ -98,7 +98,8 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
         "model": str(model_path), "kind": info.kind, "data": source, "images": len(real), "samples": n_samples,
         "seed": seed,
         **{k: float(v.mean()) for k, v in stats.items()},
-        "psnr_sd": float(stats["psnr"].std()), "ssim_sd": float(stats["ssim"].std()),
+        "psnr_sd": float(stats["psnr"].std()) if len(real) > 1 else 0.0,
+        "ssim_sd": float(stats["ssim"].std()) if len(real) > 1 else 0.0,
         "sharpness_samples": float(laplacian_variance(samples_t).mean()),
         "sharpness_real": float(laplacian_variance(real).mean()),
     }
