@@ -82,5 +82,33 @@ def main() -> None:
             print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KiB")
 
 
+
+
+def make_brain_templates() -> None:
+    """sample_data/brain/: the MNI152 2009c T1 and grey/white-matter probability maps at 2 mm (uint8).
+
+    The source for ``medvae phantom brain``, so that it runs without nilearn installed.
+    """
+    import nibabel as nib
+    import nilearn.datasets
+    from nilearn.image import resample_img
+
+    from medvae.data.io import Image, write_image
+
+    folder = ROOT / "brain"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    data = Path(nilearn.datasets.__file__).parent / "data"
+    for name, source in (("t1", "t1"), ("gm", "gm"), ("wm", "wm")):
+        img = nib.load(data / f"mni_icbm152_{source}_tal_nlin_sym_09a_converted.nii.gz")
+        small = resample_img(img, target_affine=np.diag([2.0, 2.0, 2.0]), interpolation="continuous",
+                             force_resample=True, copy_header=True)
+        array = np.clip(np.round(np.asanyarray(small.dataobj)), 0, 255).astype(np.uint8)
+        write_image(Image(array=array, affine=small.affine, format="nifti", spacing_known=True),
+                    folder / f"mni152_{name}_2mm.nii.gz")
+        print(f"brain/mni152_{name}_2mm.nii.gz: {(folder / f'mni152_{name}_2mm.nii.gz').stat().st_size // 1024} KiB")
+
+
 if __name__ == "__main__":
     main()
+    make_brain_templates()

@@ -8,7 +8,9 @@ from medvae.tasks.demo import MnistDemoConfig, MnistDemoResult, run_mnist_demo
 from medvae.tasks.evaluate_generative import evaluate_generative
 from medvae.tasks.generate import generate
 from medvae.tasks.info import describe, format_description
+from medvae.tasks.phantom import phantom_brain
 from medvae.tasks.train_generative import GenerativeTrainConfig, train_generative
 
 __all__ = ["MnistDemoConfig", "MnistDemoResult", "run_mnist_demo", "describe", "format_description", "convert",
-           "GenerativeTrainConfig", "train_generative", "generate", "evaluate_generative"]
+           "GenerativeTrainConfig", "train_generative", "generate", "evaluate_generative",
+           "phantom_brain"]
