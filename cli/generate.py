@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._run import fail, run_task
+from medvae_cli._run import run_task
 
 
 def generate(
@@ -20,8 +20,8 @@ def generate(
     grid: Annotated[bool, typer.Option("--grid", help="Decode a latent grid (models with a 2-D latent).")] = False,
     grid_size: Annotated[int, typer.Option(help="Images per side of the grid.")] = 15,
     grid_range: Annotated[float, typer.Option(help="The grid covers [-r, r]^2.")] = 3.0,
-    interpolate: Annotated[Optional[list[Path]], typer.Option(help="Two images to encode and interpolate between "
-                                                                   "(give the option twice).")] = None,
+    interpolate: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Two images A B to encode and "
+                                                                           "interpolate between.")] = None,
     steps: Annotated[int, typer.Option(help="Points on the interpolation path.")] = 8,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace images already in --out.")] = False,
@@ -29,8 +29,6 @@ def generate(
     """Generate images: draws from the prior, a latent grid, or an interpolation; plus a contact sheet."""
     from medvae.tasks.generate import generate as run
 
-    if interpolate is not None and len(interpolate) != 2:
-        raise fail(f"--interpolate needs exactly two images (give the option twice), got {len(interpolate)}")
     result = run_task(run, model, out, n=n, fmt=format, seed=seed, grid=grid, grid_size=grid_size,
                       grid_range=grid_range, interpolate=tuple(interpolate) if interpolate else None, steps=steps,
                       device=device, overwrite=overwrite)

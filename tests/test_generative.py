@@ -167,8 +167,8 @@ def test_train_on_a_folder_with_mixed_sizes_then_generate(tmp_path, mixed_folder
     grid = runner.invoke(app, ["generate", str(model), "--grid", "--grid-size", "3", "--out", str(tmp_path / "g")])
     assert grid.exit_code == 0 and len(list((tmp_path / "g").glob("grid_*.png"))) == 9
     pngs = sorted(mixed_folder.glob("img*.png"))
-    interp = runner.invoke(app, ["generate", str(model), "--interpolate", str(pngs[0]), "--interpolate",
-                                 str(pngs[1]), "--steps", "4", "--out", str(tmp_path / "i")])
+    interp = runner.invoke(app, ["generate", str(model), "--interpolate", str(pngs[0]), str(pngs[1]),
+                                 "--steps", "4", "--out", str(tmp_path / "i")])
     assert interp.exit_code == 0, interp.output
     assert len(list((tmp_path / "i").glob("interp_*.png"))) == 4
 
