@@ -43,6 +43,10 @@ def main(
 ) -> None:
     """medvae: variational autoencoders for medical imaging."""
     state.debug = debug
+    if not debug:  # pydicom's notes on malformed header values (e.g. a non-numeric UID) are not errors
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
 
 
 if __name__ == "__main__":
