@@ -10,12 +10,14 @@ from medvae.models.base import VAE, LossOutput, VAEOutput
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
 from medvae.models.digit_classifier import DigitClassifier, DigitClassifierConfig
 from medvae.models.mlp_vae import MLPVAE, MLPVAEConfig
+from medvae.models.synthesis import SynthesisConfig, SynthesisModel
 from medvae.models.vae_gan import VAEGAN, VAEGANConfig
 
 REGISTRY: dict[str, tuple[type, type]] = {
     MLPVAE.kind: (MLPVAE, MLPVAEConfig),
     ConvVAE.kind: (ConvVAE, ConvVAEConfig),
     VAEGAN.kind: (VAEGAN, VAEGANConfig),
+    SynthesisModel.kind: (SynthesisModel, SynthesisConfig),
     DigitClassifier.kind: (DigitClassifier, DigitClassifierConfig),
 }
 
@@ -30,4 +32,5 @@ def build_model(kind: str, config: dict[str, Any]):
 
 
 __all__ = ["REGISTRY", "build_model", "VAE", "VAEOutput", "LossOutput", "MLPVAE", "MLPVAEConfig", "ConvVAE", "ConvVAEConfig",
-           "VAEGAN", "VAEGANConfig"]
+           "VAEGAN", "VAEGANConfig",
+           "SynthesisModel", "SynthesisConfig"]

@@ -1,0 +1,236 @@
+"""Missing-modality synthesis: a conditional VAE-GAN on a U-Net, and the same U-Net trained with L1 only.
+
+The generator is a U-Net on the source modalities ``(B, S, *spatial)``. At its bottleneck it takes a
+*spatial* latent ``z`` of shape ``(B, latent_channels, *spatial / 2**(levels-1))``, so samples can differ
+in one region and agree in another: that spread is the per-voxel uncertainty. Two heads give Gaussians
+over ``z``:
+
+* the **posterior** q(z | source, target), a small strided encoder on both, used in training;
+* the **prior** p(z | source), a 1×1 convolution on the U-Net's bottleneck features, used at inference.
+
+Loss (per voxel, in the target's normalised units)::
+
+    L1(G(source, z ~ q), target) + beta * KL(q || p) / n_voxels
+        + adv_weight * least-squares patch loss of D(source, fake)
+
+The discriminator is MONAI's ``PatchDiscriminator`` on (source, target) pairs (conditional, as in pix2pix),
+trained with MONAI's ``PatchAdversarialLoss``; the adversarial term ramps in over ``adv_warmup_epochs``.
+With ``latent_channels=0`` and ``gan=False`` the same class is the deterministic L1 U-Net baseline
+(pix2pix without the GAN), the same size as the generator.
+
+MONAI's ``UNet`` has no place to inject a latent at the bottleneck, so the U-Net is assembled here from
+MONAI's ``ResidualUnit`` and ``Convolution`` blocks; one class serves 2-D slices and 3-D patches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from medvae.errors import UsageError
+from medvae.models.base import LossOutput
+
+
+@dataclass
+class SynthesisConfig:
+    """Args:
+    spatial_dims: 2 (slices) or 3 (patches).
+    in_channels: source modalities.
+    channels: feature channels per U-Net level; the input is halved ``len(channels) - 1`` times, so
+        spatial sizes must be multiples of ``2 ** (len(channels) - 1)``.
+    latent_channels: channels of the spatial latent at the bottleneck; 0 makes a deterministic U-Net.
+    num_res_units: residual units per block.
+    norm: MONAI normalisation name.
+    beta: weight of KL(q || p), summed over the latent and divided by the voxel count.
+    gan: train with the patch discriminator.
+    adv_weight: weight of the generator's adversarial term.
+    disc_channels, disc_layers: the discriminator's first-layer channels and strided layers.
+    adv_warmup_epochs: the adversarial term is off in epoch 0 and at full weight from this epoch on.
+    """
+
+    spatial_dims: int = 2
+    in_channels: int = 1
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    latent_channels: int = 4
+    num_res_units: int = 1
+    norm: str = "INSTANCE"
+    beta: float = 0.05
+    gan: bool = True
+    adv_weight: float = 0.02
+    disc_channels: int = 32
+    disc_layers: int = 3
+    adv_warmup_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        if self.spatial_dims not in (2, 3):
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        if self.in_channels < 1:
+            raise UsageError(f"in_channels must be at least 1 (one source modality), got {self.in_channels}")
+        if len(self.channels) < 2 or any(c < 1 for c in self.channels):
+            raise UsageError(f"channels must list at least 2 positive sizes, got {self.channels}")
+        if self.latent_channels < 0:
+            raise UsageError(f"latent_channels must be 0 or more, got {self.latent_channels}")
+        if self.beta < 0 or self.adv_weight < 0 or self.adv_warmup_epochs < 0:
+            raise UsageError("beta, adv_weight and adv_warmup_epochs must be 0 or more")
+
+    @property
+    def multiple(self) -> int:
+        """Spatial sizes must be multiples of this."""
+        return 2 ** (len(self.channels) - 1)
+
+
+def _res(config: SynthesisConfig, cin: int, cout: int, strides: int = 1) -> nn.Module:
+    from monai.networks.blocks import ResidualUnit
+
+    return ResidualUnit(config.spatial_dims, cin, cout, strides=strides, subunits=max(1, config.num_res_units + 1),
+                        norm=config.norm, act="LEAKYRELU")
+
+
+class SynthesisGenerator(nn.Module):
+    """U-Net from sources (and a latent) to the target, with the prior and posterior heads over z."""
+
+    def __init__(self, config: SynthesisConfig) -> None:
+        from monai.networks.blocks import Convolution
+
+        super().__init__()
+        self.config = c = config
+        ch, zc = c.channels, c.latent_channels
+        self.down = nn.ModuleList([_res(c, c.in_channels, ch[0])]
+                                  + [_res(c, ch[i - 1], ch[i], strides=2) for i in range(1, len(ch))])
+        self.fuse = _res(c, ch[-1] + zc, ch[-1]) if zc else nn.Identity()
+        self.up = nn.ModuleList([Convolution(c.spatial_dims, ch[i], ch[i - 1], strides=2, kernel_size=3,
+                                             is_transposed=True, norm=c.norm, act="LEAKYRELU")
+                                 for i in range(len(ch) - 1, 0, -1)])
+        self.merge = nn.ModuleList([_res(c, 2 * ch[i - 1], ch[i - 1]) for i in range(len(ch) - 1, 0, -1)])
+        conv = nn.Conv2d if c.spatial_dims == 2 else nn.Conv3d
+        self.head = conv(ch[0], 1, kernel_size=1)
+        if zc:
+            self.prior = conv(ch[-1], 2 * zc, kernel_size=1)
+            post = [_res(c, c.in_channels + 1, ch[0])] + [_res(c, ch[i - 1], ch[i], strides=2)
+                                                          for i in range(1, len(ch))]
+            self.posterior = nn.Sequential(*post, conv(ch[-1], 2 * zc, kernel_size=1))
+
+    def features(self, source: Tensor) -> list[Tensor]:
+        """The encoder's features per level; the last is the bottleneck ``(B, channels[-1], *spatial/2**L)``."""
+        feats = []
+        h = source
+        for block in self.down:
+            h = block(h)
+            feats.append(h)
+        return feats
+
+    def prior_params(self, feats: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """``(mu, logvar)`` of p(z | source), each ``(B, latent_channels, *bottleneck)``."""
+        mu, logvar = self.prior(feats[-1]).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 10)
+
+    def posterior_params(self, source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mu, logvar)`` of q(z | source, target)."""
+        mu, logvar = self.posterior(torch.cat([source, target], dim=1)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 10)
+
+    def decode(self, feats: list[Tensor], z: Tensor | None) -> Tensor:
+        """The target ``(B, 1, *spatial)`` from the encoder features and ``z`` (None without a latent)."""
+        h = feats[-1] if z is None else self.fuse(torch.cat([feats[-1], z], dim=1))
+        for up, merge, skip in zip(self.up, self.merge, reversed(feats[:-1])):
+            h = merge(torch.cat([up(h), skip], dim=1))
+        return self.head(h)
+
+    def forward(self, source: Tensor) -> Tensor:
+        """One synthesis ``(B, 1, *spatial)`` with z drawn from the prior."""
+        return self.sample(source)[0]
+
+    def sample(self, source: Tensor, n: int = 1, generator: torch.Generator | None = None,
+               mean: bool = False) -> Tensor:
+        """``n`` draws ``(n, B, 1, *spatial)`` with z ~ p(z | source) (the prior mean with ``mean=True``)."""
+        feats = self.features(source)
+        if not self.config.latent_channels:
+            return self.decode(feats, None).unsqueeze(0).expand(n, *source.shape[:1], 1, *source.shape[2:])
+        mu, logvar = self.prior_params(feats)
+        outs = []
+        for _ in range(n):
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            outs.append(self.decode(feats, mu if mean else mu + eps * torch.exp(0.5 * logvar)))
+        return torch.stack(outs)
+
+
+def kl_gaussians(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
+    """KL(q || p) between diagonal Gaussians, summed over all but the batch axis: ``(B,)``."""
+    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
+    return kl.flatten(1).sum(1)
+
+
+class SynthesisModel(nn.Module):
+    """Conditional VAE-GAN for missing-modality synthesis (or, with ``gan=False, latent_channels=0``, the L1 U-Net).
+
+    Batches are ``{"source": (B, S, *spatial), "target": (B, 1, *spatial)}`` in normalised units.
+    The training loop sees ``generator``/``discriminator``/``discriminator_loss`` when ``gan`` is on.
+
+    Args:
+        config: see :class:`SynthesisConfig`.
+    """
+
+    kind = "synthesis"
+
+    def __init__(self, config: SynthesisConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or SynthesisConfig()
+        self.generator = SynthesisGenerator(config)
+        self.adv_scale = 1.0 if config.adv_warmup_epochs == 0 else 0.0
+        if config.gan:
+            from monai.losses import PatchAdversarialLoss
+            from monai.networks.nets import PatchDiscriminator
+
+            self.discriminator = PatchDiscriminator(
+                spatial_dims=config.spatial_dims, channels=config.disc_channels, in_channels=config.in_channels + 1,
+                num_layers_d=config.disc_layers, norm="INSTANCE")
+            self.adversarial = PatchAdversarialLoss(criterion="least_squares")
+            self._pair: tuple[Tensor, Tensor] | None = None
+            self.discriminator_loss = self._discriminator_loss  # the training loop looks for this attribute
+
+    def set_epoch(self, epoch: int) -> None:
+        """Ramp the adversarial term: 0 in epoch 0 with warm-up, full weight from ``adv_warmup_epochs``."""
+        w = self.config.adv_warmup_epochs
+        self.adv_scale = 1.0 if w == 0 else min(1.0, epoch / w)
+
+    def loss(self, batch: dict[str, Tensor]) -> LossOutput:
+        source, target = batch["source"], batch["target"]
+        g = self.generator
+        feats = g.features(source)
+        terms: dict[str, Tensor] = {}
+        if self.config.latent_channels:
+            mu_q, logvar_q = g.posterior_params(source, target)
+            mu_p, logvar_p = g.prior_params(feats)
+            z = mu_q + torch.randn_like(mu_q) * torch.exp(0.5 * logvar_q)
+            fake = g.decode(feats, z)
+            kl = (kl_gaussians(mu_q, logvar_q, mu_p, logvar_p) / target[0].numel()).mean()
+            terms["kl"] = kl.detach()
+        else:
+            fake = g.decode(feats, None)
+            kl = fake.new_zeros(())
+        l1 = (fake - target).abs().mean()
+        terms["l1"] = l1.detach()
+        total = l1 + self.config.beta * kl
+        if self.config.gan and self.training:
+            self._pair = (source.detach(), fake.detach())
+            if self.adv_scale > 0:
+                adv = self.adversarial(self.discriminator(torch.cat([source, fake], 1))[-1], target_is_real=True,
+                                       for_discriminator=False)
+                total = total + self.adv_scale * self.config.adv_weight * adv
+                terms["adv"] = adv.detach()
+        return LossOutput(total, terms)
+
+    def _discriminator_loss(self, batch: dict[str, Tensor]) -> LossOutput:
+        """Least-squares patch loss on pairs: (source, target) → 1, (source, last fake) → 0."""
+        if self._pair is None:
+            raise RuntimeError("discriminator_loss needs a generator loss call first")
+        source, fake = self._pair
+        real = self.discriminator(torch.cat([batch["source"], batch["target"]], 1))[-1]
+        fake = self.discriminator(torch.cat([source, fake], 1))[-1]
+        loss_real = self.adversarial(real, target_is_real=True, for_discriminator=True)
+        loss_fake = self.adversarial(fake, target_is_real=False, for_discriminator=True)
+        loss = 0.5 * (loss_real + loss_fake)
+        return LossOutput(loss, {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()})
