@@ -78,3 +78,56 @@ def _command(kind: str):
 
 app.command("vae")(_command("vae"))
 app.command("vaegan")(_command("vaegan"))
+
+
+@app.command("synthesis")
+def synthesis(
+    data: Annotated[str, typer.Option(help="A folder of subject folders: DIR/<subject>/<modality>.nii.gz (or "
+                                           "BraTS names, .dcm files or DICOM series folders).")],
+    source: Annotated[list[str], typer.Option(help="A modality the subjects have; repeat for several.")],
+    target: Annotated[str, typer.Option(help="The modality to synthesise.")],
+    model: Annotated[str, typer.Option(help="vaegan (conditional VAE-GAN) or unet (the L1-only baseline).")]
+    = "vaegan",
+    spatial_dims: Annotated[int, typer.Option(help="2: axial slices; 3: patches of --patch-size.")] = 2,
+    patch_size: Annotated[int, typer.Option(help="3-D patch size per axis.")] = 32,
+    spacing: Annotated[Optional[str], typer.Option(help="Model voxel size in mm, e.g. 2,2,2 (default: the "
+                                                        "training data's median).")] = None,
+    channels: Annotated[str, typer.Option(help="U-Net channels per level.")] = "16,32,64,128",
+    latent_channels: Annotated[int, typer.Option(help="Channels of the spatial latent.")] = 4,
+    beta: Annotated[float, typer.Option(help="KL weight.")] = 0.05,
+    adv_weight: Annotated[float, typer.Option(help="Adversarial weight.")] = 0.02,
+    adv_warmup: Annotated[int, typer.Option(help="Epochs before the adversarial term is at full weight.")] = 1,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Slices or patches per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    test_fraction: Annotated[float, typer.Option(help="Share of subjects held out (whole subjects).")] = 0.25,
+    limit: Annotated[Optional[int], typer.Option(help="Use at most N subjects.")] = None,
+    out: Annotated[Path, typer.Option(help="Model file; a preview PNG and the training state go beside it.")]
+    = Path("medvae-synthesis.safetensors"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train missing-modality synthesis: a conditional VAE-GAN from --source modalities to --target."""
+    from medvae_cli._run import parse_floats
+    from medvae.tasks.train_synthesis import SynthesisTrainConfig, train_synthesis
+
+    config = run_task(
+        SynthesisTrainConfig, data=data, sources=tuple(source), target=target, out=out, model=model,
+        spatial_dims=spatial_dims, patch_size=patch_size,
+        spacing=parse_floats("--spacing", spacing, 3) if spacing else None,
+        channels=parse_ints("--channels", channels), latent_channels=latent_channels, beta=beta,
+        adv_weight=adv_weight, adv_warmup=adv_warmup, epochs=epochs, batch_size=batch_size, lr=lr,
+        test_fraction=test_fraction, limit=limit, seed=seed, device=device, amp=amp, resume=resume,
+        progress=progress)
+    result = run_task(train_synthesis, config)
+    if result is None:
+        return
+    r = result.record
+    typer.echo(f"trained {model} {'+'.join(config.sources)} → {config.target} on {len(result.train_subjects)} "
+               f"subjects ({result.n_train} {'slices' if spatial_dims == 2 else 'patches'}; held out: "
+               f"{', '.join(result.test_subjects)}) for {r['epochs']} epochs in {r['train_seconds']:.1f} s: "
+               f"validation loss {r['val_loss'][-1]:.4f}")
+    typer.echo(f"wrote {result.model_path}, {result.model_path.with_suffix('')}.preview.png")

@@ -105,3 +105,43 @@ def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
     with warnings.catch_warnings():  # ReLU features give near-singular covariances; sqrtm copes and warns
         warnings.simplefilter("ignore")
         return float(get_fid_score(features_a.double(), features_b.double()))
+
+
+def masked_image_metrics(pred, target, mask) -> dict[str, float]:
+    """PSNR (dB), SSIM and MAE of ``pred`` against ``target`` inside ``mask`` (numpy arrays, same shape).
+
+    * MAE is in the images' own units.
+    * PSNR's data range is the target's range inside the mask.
+    * SSIM is scikit-image's map (Gaussian window, sigma 1.5, as Wang et al. 2004) of both images zeroed
+      outside the mask, averaged over the mask's voxels. MONAI's ``SSIMMetric`` returns only the mean over
+      the whole image, which background would inflate.
+    """
+    import numpy as np
+    from skimage.metrics import structural_similarity
+
+    pred, target, mask = np.asarray(pred, np.float64), np.asarray(target, np.float64), np.asarray(mask, bool)
+    if not mask.any():
+        raise ValueError("mask is empty: nothing to compare")
+    t = target[mask]
+    data_range = float(t.max() - t.min()) or 1.0
+    err = pred[mask] - t
+    mse = float(np.mean(err**2))
+    squeezed = [a.squeeze() for a in (pred * mask, target * mask, mask)]
+    _, ssim_map = structural_similarity(squeezed[1], squeezed[0], data_range=data_range, gaussian_weights=True,
+                                        sigma=1.5, use_sample_covariance=False, full=True)
+    return {
+        "psnr": float(10 * np.log10(data_range**2 / mse)) if mse > 0 else math.inf,
+        "ssim": float(ssim_map[squeezed[2]].mean()),
+        "mae": float(np.mean(np.abs(err))),
+    }
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two equal-length arrays (scipy); NaN when either is constant."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    a, b = np.ravel(a), np.ravel(b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)

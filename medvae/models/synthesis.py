@@ -60,7 +60,7 @@ class SynthesisConfig:
     gan: bool = True
     adv_weight: float = 0.02
     disc_channels: int = 32
-    disc_layers: int = 3
+    disc_layers: int = 2
     adv_warmup_epochs: int = 1
 
     def __post_init__(self) -> None:

@@ -9,8 +9,11 @@ from medvae.tasks.evaluate_generative import evaluate_generative
 from medvae.tasks.generate import generate
 from medvae.tasks.info import describe, format_description
 from medvae.tasks.phantom import phantom_brain
+from medvae.tasks.evaluate_synthesis import evaluate_synthesis
+from medvae.tasks.synthesize import synthesize
 from medvae.tasks.train_generative import GenerativeTrainConfig, train_generative
+from medvae.tasks.train_synthesis import SynthesisTrainConfig, train_synthesis
 
 __all__ = ["MnistDemoConfig", "MnistDemoResult", "run_mnist_demo", "describe", "format_description", "convert",
            "GenerativeTrainConfig", "train_generative", "generate", "evaluate_generative",
-           "phantom_brain"]
+           "phantom_brain", "SynthesisTrainConfig", "train_synthesis", "synthesize", "evaluate_synthesis"]

@@ -70,6 +70,8 @@ class SynthesisTrainConfig:
         if self.spatial_dims == 3 and self.patch_size % multiple:
             raise UsageError(f"patch_size {self.patch_size} must be a multiple of {multiple} "
                              f"(2 ** (levels - 1) for channels {self.channels}); try {multiple * 4}")
+        if self.spatial_dims == 3 and self.patch_size < 16:
+            raise UsageError(f"patch_size {self.patch_size} is too small for the patch discriminator; use 16 or more")
         if not 0 < self.test_fraction < 1:
             raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
         if self.spacing is not None:
