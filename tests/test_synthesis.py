@@ -38,7 +38,8 @@ def test_model_shapes_and_terms(spatial_dims, shape, gan, latent):
     if gan:
         assert torch.isfinite(model.discriminator_loss(batch).loss)
     draws = model.generator.sample(batch["source"], 3)
-    assert draws.shape == (3, shape[0], 1, *shape[2:])
+    assert draws.shape == (3, shape[0], 2, *shape[2:])  # mean and log scale
+    assert model.generator(batch["source"]).shape == (shape[0], 1, *shape[2:])
 
 
 @pytest.mark.parametrize("bad, word", [
@@ -56,6 +57,18 @@ def test_kl_between_gaussians_matches_torch():
                                             torch.distributions.Normal(mu_p, (0.5 * lv_p).exp())).flatten(1).sum(1)
     assert torch.allclose(kl_gaussians(mu_q, lv_q, mu_p, lv_p), ref, atol=1e-5)
     assert torch.allclose(kl_gaussians(mu_q, lv_q, mu_q, lv_q), torch.zeros(2), atol=1e-6)
+
+
+def test_predictive_moments_follow_the_law_of_total_variance():
+    from medvae.models.synthesis import predictive_moments
+
+    draws = torch.zeros(2, 1, 2, 3)  # (K, B, C, x)
+    draws[0, 0, 0], draws[1, 0, 0] = 1.0, 3.0
+    draws[:, 0, 1] = np.log(0.5)  # Laplace scale 0.5: variance 2 * 0.25
+    mean, std = predictive_moments(draws)
+    assert torch.allclose(mean, torch.full((1, 3), 2.0)) and torch.allclose(std, torch.full((1, 3), 2.5**0.5))
+    mean, std = predictive_moments(draws[:1, :, :1])  # one draw, no scale: no spread
+    assert (std == 0).all()
 
 
 @pytest.mark.parametrize("gan", [True, False])
@@ -213,6 +226,7 @@ def test_uncertainty_is_nonnegative_and_positive_where_draws_differ(trained, pha
     from medvae.checkpoint import load_model
     from medvae.data.io import read_image
     from medvae.data.paired import prepare_subject
+    from medvae.models.synthesis import predictive_moments
     from medvae.tasks.synthesize import sample_on_grid, synthesize_subject
 
     model, info = load_model(trained.model_path)
@@ -222,10 +236,13 @@ def test_uncertainty_is_nonnegative_and_positive_where_draws_differ(trained, pha
     assert (result.std >= 0).all() and result.std.max() > 0
     pre = info.preprocessing
     prepared = prepare_subject(images, ["t1", "t2"], spacing=pre["spacing"], multiple=pre["multiple"], spatial_dims=2)
-    draws = sample_on_grid(model, prepared.source.as_tensor(), 5, seed=3)
-    spread = draws.std(0, ddof=1)
-    differ = np.ptp(draws, axis=0) > 0
-    assert differ.any() and (spread[differ] > 0).all() and (spread[~differ] == 0).all()
+    draws = sample_on_grid(model, prepared.source.as_tensor(), 5, seed=3)  # (K, 2, X, Y, Z)
+    assert draws.shape[:2] == (5, 2)
+    differ = np.ptp(draws[:, 0], axis=0) > 0
+    _, std = predictive_moments(torch.from_numpy(draws)[:, None])
+    assert differ.any() and (std[0].numpy()[differ] > 0).all() and (std >= 0).all()
+    _, spread = predictive_moments(torch.from_numpy(draws[:, :1])[:, None])  # the draws' spread alone
+    assert (spread[0].numpy()[differ] > 0).all() and (spread[0].numpy()[~differ] == 0).all()
     # the same seed gives the same draws; another seed others
     assert np.array_equal(draws, sample_on_grid(model, prepared.source.as_tensor(), 5, seed=3))
     assert not np.array_equal(draws, sample_on_grid(model, prepared.source.as_tensor(), 5, seed=4))
@@ -348,3 +365,22 @@ def test_evaluate_synthesis_cli(trained, phantoms, tmp_path):
         (only_train / name).symlink_to(phantoms / name)
     refused = runner.invoke(app, ["evaluate", "synthesis", str(trained.model_path), "--data", str(only_train)])
     assert refused.exit_code == 1 and "held-out" in refused.stderr
+
+
+def test_3d_patches_train_and_synthesize_a_whole_volume(phantoms, tmp_path):
+    from medvae.tasks.synthesize import synthesize
+    from medvae.tasks.train_synthesis import train_synthesis
+
+    result = train_synthesis(data=str(phantoms), sources=("t1",), target="cbf", out=tmp_path / "m3.safetensors",
+                             spatial_dims=3, patch_size=16, patches_per_subject=4,
+                             **{**TINY, "channels": (4, 8)})
+    assert result.n_train == 4 * len(result.train_subjects)
+    report = synthesize(result.model_path, phantoms / "sub-001" / "t1.nii.gz", tmp_path / "cbf.nii.gz", samples=2,
+                        uncertainty=tmp_path / "std.nii.gz", progress=False)
+    assert report.exit_code == 0
+    src = nib.load(phantoms / "sub-001" / "t1.nii.gz")
+    for name in ("cbf.nii.gz", "std.nii.gz"):
+        out = nib.load(tmp_path / name)
+        assert out.shape == src.shape and np.allclose(out.affine, src.affine)
+    with pytest.raises(UsageError, match="patch_size"):
+        train_synthesis(data=str(phantoms), spatial_dims=3, patch_size=12, out=tmp_path / "x.safetensors")

@@ -11,7 +11,10 @@ Each subject starts from the MNI152 2009c T1 template and its grey/white-matter 
   intensity factor and a little noise;
 * CBF in ml/100 g/min from the fractions with the ASL white paper's values (GM 60, WM 20, CSF 0;
   Alsop et al. 2015), a per-subject global factor, smoothed to ASL's coarse resolution, with
-  Gaussian noise (a CBF map averages many label-control pairs and stays noisy);
+  Gaussian noise (a CBF map averages many label-control pairs and stays noisy) whose level varies as
+  ASL's does: a thermal part, uniform in the label-control difference and so inversely proportional to
+  the tissue's equilibrium magnetisation M0 once divided by it, and a physiological part proportional to
+  the local perfusion signal;
 * a brain mask.
 
 scipy's ``map_coordinates`` does the warping, because the maximum displacement in millimetres must be
@@ -29,6 +32,8 @@ MODALITIES = ("t1", "t2", "flair", "cbf", "mask")
 # relative signal of (GM, WM, CSF)
 T2_CONTRAST = (0.55, 0.40, 1.00)
 FLAIR_CONTRAST = (0.65, 0.50, 0.08)
+# relative equilibrium magnetisation (proton density) of (GM, WM, CSF)
+M0 = (0.82, 0.70, 1.00)
 
 
 @dataclass
@@ -42,7 +47,9 @@ class BrainPhantomConfig:
     cbf_gm, cbf_wm, cbf_csf: perfusion of pure tissue, ml/100 g/min.
     cbf_jitter: the subject's global CBF factor is drawn from 1 ± this.
     cbf_fwhm_mm: smoothing of the CBF map (ASL's coarse effective resolution).
-    cbf_noise: standard deviation of the CBF noise, ml/100 g/min.
+    cbf_thermal_noise: standard deviation of the thermal CBF noise in grey matter, ml/100 g/min; elsewhere
+        it scales with M0 of grey matter / M0 of the voxel (relative M0: GM 0.82, WM 0.70, CSF 1.0).
+    cbf_physio_noise: standard deviation of the physiological CBF noise, as a fraction of the local CBF.
     """
 
     deformation_mm: float = 4.0
@@ -55,7 +62,8 @@ class BrainPhantomConfig:
     cbf_csf: float = 0.0
     cbf_jitter: float = 0.1
     cbf_fwhm_mm: float = 4.0
-    cbf_noise: float = 6.0
+    cbf_thermal_noise: float = 4.0
+    cbf_physio_noise: float = 0.12
 
 
 def template_dir() -> Path:
@@ -144,7 +152,11 @@ def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates
         out[name] = (np.clip(noisy, 0, None) * mask).astype(np.float32)
     factor = 1 + rng.uniform(-config.cbf_jitter, config.cbf_jitter)
     cbf = factor * (config.cbf_gm * gm + config.cbf_wm * wm + config.cbf_csf * csf)
-    cbf = _gaussian(cbf, config.cbf_fwhm_mm, spacing) + rng.normal(0, config.cbf_noise, shape)
+    cbf = _gaussian(cbf, config.cbf_fwhm_mm, spacing)
+    m0 = M0[0] * gm + M0[1] * wm + M0[2] * csf
+    thermal = config.cbf_thermal_noise * M0[0] / np.maximum(m0, M0[1])
+    sigma = np.sqrt(thermal**2 + (config.cbf_physio_noise * np.clip(cbf, 0, None)) ** 2)
+    cbf = cbf + sigma * rng.normal(0, 1, shape)
     out["cbf"] = (cbf * mask).astype(np.float32)
     out["mask"] = mask
     out.update(gm=gm, wm=wm, csf=csf)

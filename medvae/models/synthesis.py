@@ -12,6 +12,12 @@ Loss (per voxel, in the target's normalised units)::
 
     L1(G(source, z ~ q), target) + beta * KL(q || p) / n_voxels
         + adv_weight * least-squares patch loss of D(source, fake)
+        + Laplace NLL of the residual under a predicted per-voxel scale b (``aleatoric``; the mean's gradient
+          is stopped, so the mean is trained by L1 + KL + adversarial alone)
+
+The uncertainty of a synthesis therefore has two parts: how much the draws of z move the mean (what the
+sources leave open about the subject) and the predicted scale b (noise no source can predict, such as
+ASL's); :func:`predictive_moments` combines them by the law of total variance.
 
 The discriminator is MONAI's ``PatchDiscriminator`` on (source, target) pairs (conditional, as in pix2pix),
 trained with MONAI's ``PatchAdversarialLoss``; the adversarial term ramps in over ``adv_warmup_epochs``.
@@ -44,6 +50,7 @@ class SynthesisConfig:
     num_res_units: residual units per block.
     norm: MONAI normalisation name.
     beta: weight of KL(q || p), summed over the latent and divided by the voxel count.
+    aleatoric: also predict the per-voxel Laplace scale of the residual (a second output channel).
     gan: train with the patch discriminator.
     adv_weight: weight of the generator's adversarial term.
     disc_channels, disc_layers: the discriminator's first-layer channels and strided layers.
@@ -57,6 +64,7 @@ class SynthesisConfig:
     num_res_units: int = 1
     norm: str = "INSTANCE"
     beta: float = 0.05
+    aleatoric: bool = True
     gan: bool = True
     adv_weight: float = 0.02
     disc_channels: int = 32
@@ -106,7 +114,7 @@ class SynthesisGenerator(nn.Module):
                                  for i in range(len(ch) - 1, 0, -1)])
         self.merge = nn.ModuleList([_res(c, 2 * ch[i - 1], ch[i - 1]) for i in range(len(ch) - 1, 0, -1)])
         conv = nn.Conv2d if c.spatial_dims == 2 else nn.Conv3d
-        self.head = conv(ch[0], 1, kernel_size=1)
+        self.head = conv(ch[0], 2 if c.aleatoric else 1, kernel_size=1)
         if zc:
             self.prior = conv(ch[-1], 2 * zc, kernel_size=1)
             post = [_res(c, c.in_channels + 1, ch[0])] + [_res(c, ch[i - 1], ch[i], strides=2)
@@ -133,7 +141,8 @@ class SynthesisGenerator(nn.Module):
         return mu, logvar.clamp(-10, 10)
 
     def decode(self, feats: list[Tensor], z: Tensor | None) -> Tensor:
-        """The target ``(B, 1, *spatial)`` from the encoder features and ``z`` (None without a latent)."""
+        """``(B, 1 or 2, *spatial)`` from the encoder features and ``z`` (None without a latent): the target's
+        mean, and with ``aleatoric`` the log of the Laplace scale of the residual."""
         h = feats[-1] if z is None else self.fuse(torch.cat([feats[-1], z], dim=1))
         for up, merge, skip in zip(self.up, self.merge, reversed(feats[:-1])):
             h = merge(torch.cat([up(h), skip], dim=1))
@@ -141,20 +150,39 @@ class SynthesisGenerator(nn.Module):
 
     def forward(self, source: Tensor) -> Tensor:
         """One synthesis ``(B, 1, *spatial)`` with z drawn from the prior."""
-        return self.sample(source)[0]
+        return self.sample(source)[0][:, :1]
 
     def sample(self, source: Tensor, n: int = 1, generator: torch.Generator | None = None,
                mean: bool = False) -> Tensor:
-        """``n`` draws ``(n, B, 1, *spatial)`` with z ~ p(z | source) (the prior mean with ``mean=True``)."""
+        """``n`` draws ``(n, B, 1 or 2, *spatial)`` (see :meth:`decode`) with z ~ p(z | source) (the prior
+        mean with ``mean=True``)."""
         feats = self.features(source)
         if not self.config.latent_channels:
-            return self.decode(feats, None).unsqueeze(0).expand(n, *source.shape[:1], 1, *source.shape[2:])
+            out = self.decode(feats, None)
+            return out.unsqueeze(0).expand(n, *out.shape)
         mu, logvar = self.prior_params(feats)
         outs = []
         for _ in range(n):
             eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
             outs.append(self.decode(feats, mu if mean else mu + eps * torch.exp(0.5 * logvar)))
         return torch.stack(outs)
+
+
+LOG_SCALE_RANGE = (-7.0, 3.0)
+
+
+def predictive_moments(draws: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation of the predictive distribution from ``draws`` ``(K, B, C, *spatial)``.
+
+    Channel 0 of each draw is a mean, channel 1 (if any) a log Laplace scale b. By the law of total variance,
+    ``var = Var_k(mean_k) + E_k(2 b_k^2)`` (2 b^2 is a Laplace variance); the first term uses ``K - 1`` and is
+    0 for one draw. Returns ``(mean, std)``, each ``(B, *spatial)``.
+    """
+    means = draws[:, :, 0]
+    var = means.var(0, correction=1) if len(draws) > 1 else torch.zeros_like(means[0])
+    if draws.shape[2] > 1:
+        var = var + (2 * torch.exp(2 * draws[:, :, 1].clamp(*LOG_SCALE_RANGE))).mean(0)
+    return means.mean(0), var.sqrt()
 
 
 def kl_gaussians(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
@@ -205,15 +233,21 @@ class SynthesisModel(nn.Module):
             mu_q, logvar_q = g.posterior_params(source, target)
             mu_p, logvar_p = g.prior_params(feats)
             z = mu_q + torch.randn_like(mu_q) * torch.exp(0.5 * logvar_q)
-            fake = g.decode(feats, z)
+            out = g.decode(feats, z)
             kl = (kl_gaussians(mu_q, logvar_q, mu_p, logvar_p) / target[0].numel()).mean()
             terms["kl"] = kl.detach()
         else:
-            fake = g.decode(feats, None)
-            kl = fake.new_zeros(())
+            out = g.decode(feats, None)
+            kl = out.new_zeros(())
+        fake = out[:, :1]
         l1 = (fake - target).abs().mean()
         terms["l1"] = l1.detach()
         total = l1 + self.config.beta * kl
+        if self.config.aleatoric:  # Laplace NLL of the residual; the mean gets no gradient from it
+            log_b = out[:, 1:].clamp(*LOG_SCALE_RANGE)
+            nll = ((fake.detach() - target).abs() * torch.exp(-log_b) + log_b).mean()
+            total = total + nll
+            terms["scale_nll"] = nll.detach()
         if self.config.gan and self.training:
             self._pair = (source.detach(), fake.detach())
             if self.adv_scale > 0:

@@ -8,8 +8,10 @@ Inputs:
   beside it as ``<target>_std<suffix>``, through the batch runner (a failing subject does not stop the rest).
 
 Outputs keep the first source's grid (shape, affine, NIfTI header) and format: NIfTI in, NIfTI out; DICOM
-in, a derived DICOM series out, marked synthetic. The mean and the standard deviation are over ``samples``
-draws of the latent from the model's prior p(z | sources); values are in the training target's units.
+in, a derived DICOM series out, marked synthetic. The output is the mean over ``samples`` draws of the latent
+from the model's prior p(z | sources); the uncertainty is the standard deviation of the predictive
+distribution: the spread of those draws plus the noise the model predicts per voxel (law of total variance,
+:func:`medvae.models.synthesis.predictive_moments`). Values are in the training target's units.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def load_synthesis_model(path: str | os.PathLike, device: str = "cpu"):
 
 
 def sample_on_grid(model, source, samples: int, seed: int, patch_size: int | None = None, batch_size: int = 16):
-    """``samples`` draws over a whole volume on the model's grid: ``source`` ``(S, X, Y, Z)`` → ``(K, X, Y, Z)``.
+    """``samples`` draws over a whole volume on the model's grid: ``source`` ``(S, X, Y, Z)`` → ``(K, C, X, Y, Z)``
+    (channel 0 the mean, channel 1 if any the log Laplace scale; see :func:`predictive_moments`).
 
     2-D models run over the axial slices in batches; 3-D models through MONAI's ``sliding_window_inference``
     over patches of the training size (Gaussian-weighted overlap of 25 %).
@@ -59,14 +62,14 @@ def sample_on_grid(model, source, samples: int, seed: int, patch_size: int | Non
     with torch.no_grad():
         if model.config.spatial_dims == 2:
             slices = x.permute(3, 0, 1, 2)  # (Z, S, X, Y)
-            out = [g.sample(slices[i:i + batch_size].to(device), samples, generator=gen)[:, :, 0].cpu()
+            out = [g.sample(slices[i:i + batch_size].to(device), samples, generator=gen).float().cpu()
                    for i in range(0, len(slices), batch_size)]
-            return torch.cat(out, dim=1).permute(0, 2, 3, 1).numpy()  # (K, X, Y, Z)
+            return torch.cat(out, dim=1).permute(0, 2, 3, 4, 1).numpy()  # (K, Z, C, X, Y) → (K, C, X, Y, Z)
         from monai.inferers import sliding_window_inference
 
         patch = [min(s, patch_size or s) for s in x.shape[1:]]
         draws = [sliding_window_inference(x[None].to(device), patch, 4, lambda p: g.sample(p, 1, generator=gen)[0],
-                                          overlap=0.25, mode="gaussian")[0, 0].cpu()
+                                          overlap=0.25, mode="gaussian")[0].float().cpu()
                  for _ in range(samples)]
         return torch.stack(draws).numpy()
 
@@ -78,11 +81,13 @@ def synthesize_subject(model, info, images: dict, samples: int = 16, seed: int =
     pre = info.preprocessing
     grid = dict(spacing=pre["spacing"], multiple=pre["multiple"], spatial_dims=pre["spatial_dims"])
     prepared = prepare_subject(images, pre["sources"], **grid)
+    import torch
+
+    from medvae.models.synthesis import predictive_moments
+
     draws = sample_on_grid(model, prepared.source.as_tensor(), samples, seed, pre.get("patch_size"))
-    draws *= pre["target_scale"]
-    mean = draws.mean(0)
-    std = draws.std(0, ddof=1) if samples > 1 else np.zeros_like(mean)
-    back = restore_grid(np.stack([mean, std]), prepared)
+    mean, std = (v.numpy() * pre["target_scale"] for v in predictive_moments(torch.from_numpy(draws)[:, None]))
+    back = restore_grid(np.stack([mean[0], std[0]]), prepared)
     return Synthesis(mean=back[0], std=np.clip(back[1], 0, None), reference=prepared.reference, samples=samples)
 
 
@@ -131,7 +136,8 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
         input: a file, a DICOM series folder, a subject folder, or a folder of subject folders.
         out: the output file (its suffix picks the format: ``.nii.gz``, ``.dcm`` for a DICOM series), or for
             a folder of subjects the output folder.
-        samples: latent draws; their mean is the output and their standard deviation the uncertainty.
+        samples: latent draws; their mean is the output; their spread and the predicted noise give the
+            uncertainty (its standard deviation).
         uncertainty: where to write the standard deviation map for a single input (a folder of subjects
             always gets ``<target>_std`` files).
         seed: fixes the draws.

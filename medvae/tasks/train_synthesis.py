@@ -154,6 +154,7 @@ def build(config: SynthesisTrainConfig):
     return SynthesisModel(SynthesisConfig(
         spatial_dims=config.spatial_dims, in_channels=len(config.sources), channels=config.channels,
         latent_channels=config.latent_channels if gan else 0, beta=config.beta if gan else 0.0, gan=gan,
+        aleatoric=gan,
         adv_weight=config.adv_weight, adv_warmup_epochs=config.adv_warmup))
 
 
@@ -226,9 +227,10 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
 
 
 def write_preview(model, prepared, scale: float, path: Path) -> None:
-    """One held-out middle slice: each source, the target, the mean of 4 samples and their spread."""
+    """One held-out middle slice: each source, the target, the mean of 4 draws and the predicted spread."""
     import torch
 
+    from medvae.models.synthesis import predictive_moments
     from medvae.viz import contact_sheet
 
     src = prepared.source.as_tensor()
@@ -245,11 +247,11 @@ def write_preview(model, prepared, scale: float, path: Path) -> None:
             x = x[..., max(0, z - m // 2): max(0, z - m // 2) + m]
             if x.shape[-1] % model.config.multiple:
                 return
-        draws = model.generator.sample(x, 4, generator=torch.Generator(device).manual_seed(0))[:, 0, 0].float().cpu()
+        draws = model.generator.sample(x, 4, generator=torch.Generator(device).manual_seed(0)).float().cpu()
+        mean, std = (v[0].numpy() for v in predictive_moments(draws))
         if model.config.spatial_dims == 3:
-            draws = draws[..., min(z, m // 2)]
+            mean, std = mean[..., min(z, m // 2)], std[..., min(z, m // 2)]
     model.train(was_training)
-    mean, std = draws.mean(0).numpy(), draws.std(0).numpy()
     target = prepared.target[..., z] / scale
     panels = [np.clip((s[..., z].numpy() + 2) / 6, 0, 1) for s in src] + [np.clip(v, 0, 1) for v in
                                                                            (target, mean)]
