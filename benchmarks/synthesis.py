@@ -31,7 +31,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--lr", type=float, default=None, help="default: medvae's")
+    parser.add_argument("--adv-weight", type=float, default=None, help="default: medvae's")
+    parser.add_argument("--beta", type=float, default=None, help="default: medvae's")
+    parser.add_argument("--latent-channels", type=int, default=None, help="default: medvae's")
     parser.add_argument("--out", type=Path, default=None, help="keep data and models here (default: a temp folder)")
+    parser.add_argument("--tag", default="", help="suffix of the model files (to keep several in --out)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()
 
@@ -47,11 +52,13 @@ def main() -> None:
     if not data.is_dir():
         write_brain_phantoms(args.subjects, data, seed=args.seed)
     times["phantoms"] = time.perf_counter() - started
-    model = folder / f"{'+'.join(sources)}-{args.target}.safetensors"
+    model = folder / f"{'+'.join(sources)}-{args.target}{args.tag}.safetensors"
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
+        overrides = {k: getattr(args, k) for k in ("lr", "adv_weight", "beta", "latent_channels")
+                     if getattr(args, k) is not None}
         train = train_synthesis(data=str(data), sources=sources, target=args.target, out=model, epochs=args.epochs,
-                                seed=args.seed, device=args.device, progress=False)
+                                seed=args.seed, device=args.device, progress=False, **overrides)
     times["train VAE-GAN"] = time.perf_counter() - started
     started = time.perf_counter()
     result = evaluate_synthesis(model, data, samples=args.samples, seed=args.seed, device=args.device,

@@ -29,4 +29,4 @@ def brain(
     from medvae.tasks.phantom import phantom_brain
 
     folders = run_task(phantom_brain, subjects, out, seed=seed, overwrite=overwrite, progress=progress)
-    typer.echo(f"wrote {len(folders)} subjects to {out} (t1, t2, flair, cbf, mask .nii.gz each)")
+    typer.echo(f"wrote {len(folders)} subjects to {out} (t1, t2, flair, cbf, mask and the noise-free cbf_truth .nii.gz each)")

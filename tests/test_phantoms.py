@@ -35,6 +35,17 @@ def test_cbf_is_physiological(subject):
     assert 3 < cbf[wm].std() < 15  # noisy, like a real CBF map
 
 
+def test_cbf_noise_varies_as_asl_noise_does(subject):
+    v, _ = subject
+    noise = v["cbf"] - v["cbf_truth"]
+    gm, wm, csf = v["gm"] > 0.8, v["wm"] > 0.8, v["csf"] > 0.8
+    assert np.all(noise[v["mask"] == 0] == 0)
+    # physiological noise grows with perfusion; thermal noise with 1/M0 (CSF has the highest M0)
+    assert noise[gm].std() > 1.2 * noise[wm].std() > 1.2 * noise[csf].std()
+    assert 4 < noise[v["mask"] > 0].std() < 9
+    assert abs(noise[gm].mean()) < 0.5  # zero-mean
+
+
 def test_structural_contrasts(subject):
     v, _ = subject
     gm, wm, csf = v["gm"] > 0.8, v["wm"] > 0.8, v["csf"] > 0.8
@@ -70,7 +81,7 @@ def test_cli_writes_the_subject_layout(tmp_path):
     assert result.exit_code == 0, result.output
     for sub in ("sub-001", "sub-002"):
         names = sorted(p.name for p in (tmp_path / "b" / sub).iterdir())
-        assert names == ["cbf.nii.gz", "flair.nii.gz", "mask.nii.gz", "t1.nii.gz", "t2.nii.gz"]
+        assert names == ["cbf.nii.gz", "cbf_truth.nii.gz", "flair.nii.gz", "mask.nii.gz", "t1.nii.gz", "t2.nii.gz"]
         imgs = [nib.load(tmp_path / "b" / sub / n) for n in names]
         assert len({i.shape for i in imgs}) == 1 and all(np.allclose(i.affine, imgs[0].affine) for i in imgs)
         np.testing.assert_allclose(imgs[0].header.get_zooms(), (2.0, 2.0, 2.0))

@@ -353,11 +353,14 @@ def test_evaluate_synthesis_cli(trained, phantoms, tmp_path):
     for method in ("model", "linear", "l1_unet"):
         assert set(report["mean"][method]) == {"psnr", "ssim", "mae"}
         assert np.isfinite(report["mean"][method]["mae"])
+    assert set(report["mean"]["truth_model"]) == {"psnr", "ssim", "mae"}  # the phantoms' noise-free CBF
+    assert -1 <= report["mean"]["truth_spearman"] <= 1
     assert trained.model_path.with_suffix(".l1unet.safetensors").is_file()  # trained once, then reused
     assert "trained with the model's data" in report["baseline_note"]
     text = runner.invoke(app, ["evaluate", "synthesis", str(trained.model_path), "--data", str(phantoms),
                                "--samples", "3"])
     assert text.exit_code == 0 and "L1 U-Net" in text.stdout and "Spearman" in text.stdout
+    assert "against the noise-free cbf_truth" in text.stdout
     assert "trained with" not in text.stdout  # reused
     only_train = tmp_path / "train_only"
     only_train.mkdir()

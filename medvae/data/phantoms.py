@@ -116,7 +116,8 @@ def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates
     """One phantom subject.
 
     Returns:
-        ``({"t1", "t2", "flair", "cbf", "mask", "gm", "wm", "csf"}: float32 arrays (x, y, z), affine)``.
+        ``({"t1", "t2", "flair", "cbf", "cbf_truth", "mask", "gm", "wm", "csf"}: float32 arrays (x, y, z),
+        affine)``; ``cbf_truth`` is the CBF before noise.
         Structural contrasts are in arbitrary units (white matter about 600); CBF in ml/100 g/min.
     """
     config = config or BrainPhantomConfig()
@@ -153,11 +154,13 @@ def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates
     factor = 1 + rng.uniform(-config.cbf_jitter, config.cbf_jitter)
     cbf = factor * (config.cbf_gm * gm + config.cbf_wm * wm + config.cbf_csf * csf)
     cbf = _gaussian(cbf, config.cbf_fwhm_mm, spacing)
+    truth = cbf * mask
     m0 = M0[0] * gm + M0[1] * wm + M0[2] * csf
     thermal = config.cbf_thermal_noise * M0[0] / np.maximum(m0, M0[1])
     sigma = np.sqrt(thermal**2 + (config.cbf_physio_noise * np.clip(cbf, 0, None)) ** 2)
     cbf = cbf + sigma * rng.normal(0, 1, shape)
     out["cbf"] = (cbf * mask).astype(np.float32)
+    out["cbf_truth"] = truth.astype(np.float32)
     out["mask"] = mask
     out.update(gm=gm, wm=wm, csf=csf)
     return out, affine
@@ -166,6 +169,9 @@ def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates
 def write_brain_phantoms(n: int, out: str | Path, seed: int = 0, config: BrainPhantomConfig | None = None,
                          overwrite: bool = False, progress: bool = True) -> list[Path]:
     """Write ``n`` subjects as ``out/sub-001/{t1,t2,flair,cbf,mask}.nii.gz``; returns the subject folders.
+
+    Each also gets ``cbf_truth.nii.gz``, the noise-free perfusion that the (noisy) CBF map measures: the
+    phantom's ground truth, which ``medvae evaluate synthesis`` uses when it is there.
 
     Subject ``i`` is drawn with seed ``(seed, i)``, so adding subjects keeps the earlier ones.
     """
@@ -184,9 +190,10 @@ def write_brain_phantoms(n: int, out: str | Path, seed: int = 0, config: BrainPh
             raise UsageError(f"out {folder} already holds files; pass --overwrite or choose another folder")
         volumes, affine = brain_subject(int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), config,
                                         templates)
-        for name in MODALITIES:
+        for name in (*MODALITIES, "cbf_truth"):
             array = volumes[name].astype(np.uint8) if name == "mask" else volumes[name]
-            note = {"cbf": "CBF ml/100g/min", "mask": "brain mask"}.get(name, f"{name.upper()} a.u.")
+            note = {"cbf": "CBF ml/100g/min", "mask": "brain mask",
+                    "cbf_truth": "noise-free CBF ml/100g/min"}.get(name, f"{name.upper()} a.u.")
             write_image(Image(array=array, affine=affine, format="nifti", spacing_known=True,
                               notes=[f"medvae brain phantom {note}, seed {seed} subject {i + 1}"]),
                         folder / f"{name}.nii.gz", overwrite=True)

@@ -114,7 +114,9 @@ class SynthesisGenerator(nn.Module):
                                  for i in range(len(ch) - 1, 0, -1)])
         self.merge = nn.ModuleList([_res(c, 2 * ch[i - 1], ch[i - 1]) for i in range(len(ch) - 1, 0, -1)])
         conv = nn.Conv2d if c.spatial_dims == 2 else nn.Conv3d
-        self.head = conv(ch[0], 2 if c.aleatoric else 1, kernel_size=1)
+        self.head = conv(ch[0], 1, kernel_size=1)
+        if c.aleatoric:  # its own block on detached features: the NLL's gradients never reach the mean's path
+            self.scale_head = nn.Sequential(_res(c, ch[0], ch[0]), conv(ch[0], 1, kernel_size=1))
         if zc:
             self.prior = conv(ch[-1], 2 * zc, kernel_size=1)
             post = [_res(c, c.in_channels + 1, ch[0])] + [_res(c, ch[i - 1], ch[i], strides=2)
@@ -146,6 +148,8 @@ class SynthesisGenerator(nn.Module):
         h = feats[-1] if z is None else self.fuse(torch.cat([feats[-1], z], dim=1))
         for up, merge, skip in zip(self.up, self.merge, reversed(feats[:-1])):
             h = merge(torch.cat([up(h), skip], dim=1))
+        if self.config.aleatoric:
+            return torch.cat([self.head(h), self.scale_head(h.detach())], dim=1)
         return self.head(h)
 
     def forward(self, source: Tensor) -> Tensor:

@@ -13,6 +13,9 @@ source is non-zero), in the subject's own grid and the target's own units:
 
 Metrics: PSNR (range of the target inside the mask), SSIM (map averaged over the mask), MAE; and the
 Spearman correlation between the model's per-voxel standard deviation and its absolute error.
+
+Where a subject also holds ``<target>_truth`` (the brain phantoms' noise-free CBF), every metric is also
+computed against it: the measured target carries noise no method can predict, the truth does not.
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ LABELS = {"model": "VAE-GAN", "linear": "linear", "l1_unet": "L1 U-Net"}
 SPEARMAN_TARGET = 0.3
 
 
-def _read(folder: Path, modalities: list[str]) -> dict:
+def _read(folder: Path, modalities: list[str], optional: tuple[str, ...] = ("mask",)) -> dict:
     from medvae.data.paired import modality_entries, read_subject, subject_files
 
     subject = subject_files(folder, modalities)
     names = list(modalities)
-    if modality_entries(folder, "mask"):
-        subject.files["mask"] = modality_entries(folder, "mask")[0]
-        names.append("mask")
+    for name in optional:
+        if modality_entries(folder, name):
+            subject.files[name] = modality_entries(folder, name)[0]
+            names.append(name)
     return read_subject(subject, names)
 
 
@@ -130,20 +134,24 @@ def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *
     unet, unet_info, note = l1_unet(model_path, info, baseline, device, progress)
     rows = []
     for subject in tqdm(subjects, desc="evaluating", unit="subject", disable=not progress, leave=False):
-        images = _read(subject.folder, [*sources, target])
+        images = _read(subject.folder, [*sources, target], ("mask", f"{target}_truth"))
         mask = _mask(images, sources)
-        truth = images[target].array
         result = synthesize_subject(model, info, images, samples, seed)
         preds = {"model": result.mean,
                  "linear": apply_linear(coef, images, sources),
                  "l1_unet": synthesize_subject(unet, unet_info, images, 1, seed).mean}
-        row = {"subject": subject.name, **{m: masked_image_metrics(p, truth, mask) for m, p in preds.items()}}
-        row["spearman"] = spearman(result.std[mask], np.abs(result.mean - truth)[mask])
-        row["mean_std"] = float(result.std[mask].mean())
+        row = {"subject": subject.name, "mean_std": float(result.std[mask].mean())}
+        for key, name in (("", target), ("truth_", f"{target}_truth")):
+            if name in images:
+                truth = images[name].array
+                row.update({key + m: masked_image_metrics(p, truth, mask) for m, p in preds.items()})
+                row[key + "spearman"] = spearman(result.std[mask], np.abs(result.mean - truth)[mask])
         rows.append(row)
-    mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in ("psnr", "ssim", "mae")} for m in METHODS}
-    mean["spearman"] = float(np.mean([r["spearman"] for r in rows]))
-    mean["mean_std"] = float(np.mean([r["mean_std"] for r in rows]))
+    mean = {"mean_std": float(np.mean([r["mean_std"] for r in rows]))}
+    for key in ("", "truth_") if all("truth_model" in r for r in rows) else ("",):
+        mean.update({key + m: {k: float(np.mean([r[key + m][k] for r in rows])) for k in ("psnr", "ssim", "mae")}
+                     for m in METHODS})
+        mean[key + "spearman"] = float(np.mean([r[key + "spearman"] for r in rows]))
     m, lin, unet_m = mean["model"], mean["linear"], mean["l1_unet"]
     checks = {
         "beats linear on PSNR": m["psnr"] > lin["psnr"],
@@ -152,6 +160,9 @@ def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *
         "beats L1 U-Net on SSIM": m["ssim"] > unet_m["ssim"],
         f"Spearman(std, |error|) > {SPEARMAN_TARGET}": mean["spearman"] > SPEARMAN_TARGET,
     }
+    if "truth_spearman" in mean:
+        checks[f"against the noise-free truth: Spearman(std, |error|) > {SPEARMAN_TARGET}"] = (
+            mean["truth_spearman"] > SPEARMAN_TARGET)
     return {"model": str(model_path), "data": str(data), "sources": sources, "target": target, "samples": samples,
             "normalize": pre["normalize"], "linear_coefficients": [float(c) for c in coef], "baseline_note": note,
             "subjects": rows, "mean": mean, "checks": checks}
@@ -161,14 +172,19 @@ def format_report(result: dict) -> str:
     """The evaluation as a plain-text table."""
     lines = [f"{'+'.join(result['sources'])} → {result['target']} on {len(result['subjects'])} held-out subjects, "
              f"inside the brain mask ({result['samples']} samples; sources {result['normalize']})",
-             result["baseline_note"], "",
-             f"{'subject':<12} {'method':<10} {'PSNR dB':>8} {'SSIM':>7} {'MAE':>8}   Spearman(std, |err|)"]
-    for row in [*result["subjects"], {"subject": "mean", **result["mean"]}]:
-        for i, method in enumerate(METHODS):
-            r = row[method]
-            tail = f"   {row['spearman']:.3f}" if i == 0 else ""
-            lines.append(f"{row['subject'] if i == 0 else '':<12} {LABELS[method]:<10} {r['psnr']:>8.2f} "
-                         f"{r['ssim']:>7.4f} {r['mae']:>8.3f}{tail}")
+             result["baseline_note"]]
+    target = result["target"]
+    for key, title in (("", f"against the measured {target}"), ("truth_", f"against the noise-free {target}_truth")):
+        if key + "model" not in result["mean"]:
+            continue
+        lines += ["", title,
+                  f"{'subject':<12} {'method':<10} {'PSNR dB':>8} {'SSIM':>7} {'MAE':>8}   Spearman(std, |err|)"]
+        for row in [*result["subjects"], {"subject": "mean", **result["mean"]}]:
+            for i, method in enumerate(METHODS):
+                r = row[key + method]
+                tail = f"   {row[key + 'spearman']:.3f}" if i == 0 else ""
+                lines.append(f"{row['subject'] if i == 0 else '':<12} {LABELS[method]:<10} {r['psnr']:>8.2f} "
+                             f"{r['ssim']:>7.4f} {r['mae']:>8.3f}{tail}")
     lines.append("")
     lines += [f"{'PASS' if ok else 'MISS'}  {name}" for name, ok in result["checks"].items()]
     return "\n".join(lines)
