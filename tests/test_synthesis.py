@@ -286,6 +286,9 @@ def test_folder_of_subjects_in_folder_out(trained, phantoms, tmp_path):
     assert "synthesised 3" in result.output and "sub-004" in result.output and "'t2'" in result.output
     for name in ("sub-001", "sub-002", "sub-003"):
         assert {p.name for p in (tmp_path / "out" / name).iterdir()} == {"cbf.nii.gz", "cbf_std.nii.gz"}
+    extra = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(data), "--out",
+                                str(tmp_path / "out2"), "--uncertainty", str(tmp_path / "u.nii.gz")])
+    assert extra.exit_code == 2 and "--uncertainty" in extra.stderr
     inside = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(data), "--out",
                                  str(data / "out")])
     assert inside.exit_code == 2 and "inside the input folder" in inside.stderr

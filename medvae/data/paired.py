@@ -208,9 +208,9 @@ def restore_grid(values: np.ndarray, prepared: PreparedSubject) -> np.ndarray:
 def check_modalities(sources: list[str], target: str) -> None:
     """Sources must be distinct, non-empty, and not include the target or the mask."""
     if not sources:
-        raise UsageError("source: give at least one source modality, e.g. --source t1")
+        raise UsageError("source must name at least one modality, e.g. --source t1")
     if len(set(sources)) != len(sources):
-        raise UsageError(f"source: a modality is listed twice in {sources}")
+        raise UsageError(f"source lists a modality twice: {sources}")
     if target in sources:
         raise UsageError(f"target {target!r} is also a source; the target is the modality to synthesise")
     if "mask" in sources or target == "mask":

@@ -174,7 +174,7 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
         if format_from_suffix(out) is None:
             raise UsageError(f"out {out}: name the output file, e.g. {target}.nii.gz (or {target}.dcm for DICOM)")
         if uncertainty is not None and Path(uncertainty).resolve() == out.resolve():
-            raise UsageError("uncertainty: give it a different file from --out")
+            raise UsageError("uncertainty must be a different file from --out")
         report = BatchReport()
         if _exists(out) and not overwrite:
             report.skipped.append((input, out))
@@ -185,6 +185,8 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
         return report
     if format_from_suffix(out) is not None:
         raise UsageError(f"out {out}: the input is a folder of subjects, so give an output folder")
+    if uncertainty is not None:
+        raise UsageError(f"uncertainty is not used for a folder of subjects (each gets {target}_std beside its output); drop it")
     first = read_sources(subject_dirs[0], sources)[sources[0]]
     suffix = ".dcm" if first.format == "dicom" else ".nii.gz"
     return run_batch(subject_dirs, input, out, lambda src, dst: run_one(src, dst, _std_path(dst, suffix)),

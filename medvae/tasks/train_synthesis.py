@@ -167,14 +167,14 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
 
     config = dataclasses.replace(config, **overrides) if config else SynthesisTrainConfig(**overrides)
     if not config.data:
-        raise UsageError("data: give a folder of subject folders (DIR/<subject>/<modality>.nii.gz)")
+        raise UsageError("data must be a folder of subject folders (DIR/<subject>/<modality>.nii.gz)")
     if config.out.is_dir() or config.out.suffix != ".safetensors":
         raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
     started = time.perf_counter()
     train.seed_everything(config.seed)
     subjects, images = load_subjects(config)
     if len(subjects) < 2:
-        raise UsageError(f"data: need at least 2 subjects to hold one out, found {len(subjects)} in {config.data}")
+        raise UsageError(f"data needs at least 2 subjects to hold one out, found {len(subjects)} in {config.data}")
     train_idx, test_idx = split(len(subjects), config.test_fraction, config.seed)
     spacing = config.spacing or model_spacing([images[i] for i in train_idx], config.sources[0])
     model = build(config)
@@ -184,7 +184,7 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
     in_mask = np.concatenate([prepared[i].target[prepared[i].mask] for i in train_idx])
     scale = float(np.percentile(in_mask, 99)) if in_mask.size else 0.0
     if not scale > 0:
-        raise UsageError(f"data: the training subjects' {config.target} images are zero inside the brain; "
+        raise UsageError(f"data holds {config.target} images that are zero inside the brain; "
                          "check --target")
     train_data = TensorBatches(training_examples([prepared[i] for i in train_idx], scale, config, config.seed))
     val_data = TensorBatches(training_examples([prepared[i] for i in test_idx], scale, config, config.seed + 1))
