@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--latent-channels", type=int, default=None, help="default: medvae's")
     parser.add_argument("--out", type=Path, default=None, help="keep data and models here (default: a temp folder)")
     parser.add_argument("--tag", default="", help="suffix of the model files (to keep several in --out)")
+    parser.add_argument("--figure", type=Path, default=None, help="write a figure of one held-out subject here")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()
 
@@ -71,8 +72,42 @@ def main() -> None:
           f"device {train.record['device']}")
     for step, seconds in times.items():
         print(f"{step}: {seconds:.0f} s")
+    if args.figure:
+        figure(model, data / train.test_subjects[0], args.target, sources, args.samples, args.seed, args.figure)
     if args.json:
         args.json.write_text(json.dumps({**result, "times": times, "train": train.record}, indent=2))
+
+
+def figure(model_path: Path, subject: Path, target: str, sources, samples: int, seed: int, path: Path) -> None:
+    """Axial slice of a held-out subject: sources, measured and true target, synthesis, error, uncertainty."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from medvae.tasks.evaluate_synthesis import _read
+    from medvae.tasks.synthesize import load_synthesis_model, synthesize_subject
+
+    model, info = load_synthesis_model(model_path)
+    images = _read(subject, [*sources, target], ("mask", f"{target}_truth"))
+    result = synthesize_subject(model, info, images, samples, seed)
+    z = images[sources[0]].array.shape[2] // 2 + 5
+    panels = [(images[s].array, s.upper(), "gray", None) for s in sources]
+    panels += [(images[target].array, f"measured {target}", "magma", (0, 90)),
+               (images.get(f"{target}_truth", images[target]).array, f"true {target}", "magma", (0, 90)),
+               (result.mean, f"synthesised (mean of {samples})", "magma", (0, 90)),
+               (np.abs(result.mean - images[target].array), "|error| vs measured", "viridis", (0, 20)),
+               (result.std, "predicted std", "viridis", (0, 20))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.8))
+    for ax, (array, title, cmap, lim) in zip(axes, panels):
+        ax.imshow(np.rot90(array[:, :, z]), cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"{subject.name} (held out), axial slice {z}; CBF in ml/100 g/min", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
