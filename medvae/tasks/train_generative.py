@@ -203,17 +203,10 @@ def write_previews(model, images, z, stem: Path) -> None:
 
 def _command(config: GenerativeTrainConfig) -> str:
     """The command line that reproduces this training (stored in the model file)."""
+    from medvae.tasks._command import changed_options
+
     parts = [f"medvae train {config.kind}", f"--data {config.data}", f"--size {config.size}"]
     defaults = GenerativeTrainConfig(kind=config.kind, data=config.data, size=config.size,
                                      spatial_dims=config.spatial_dims)
-    for f in dataclasses.fields(config):
-        if f.name in ("kind", "data", "size", "progress", "resume", "out", "previews"):
-            continue
-        value, default = getattr(config, f.name), getattr(defaults, f.name)
-        if value != default:
-            name = f.name.replace("_", "-")
-            if isinstance(value, bool):
-                parts.append(f"--{name}" if value else f"--no-{name}")
-            else:
-                parts.append(f"--{name} {','.join(map(str, value)) if isinstance(value, tuple) else value}")
+    parts += changed_options(config, defaults, ("kind", "data", "size", "progress", "resume", "out", "previews"))
     return " ".join(parts)

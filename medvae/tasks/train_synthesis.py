@@ -267,17 +267,10 @@ def _plain(config: SynthesisTrainConfig) -> dict:
 
 def _command(config: SynthesisTrainConfig) -> str:
     """The command line that reproduces this training (stored in the model file)."""
+    from medvae.tasks._command import changed_options
+
     parts = [f"medvae train synthesis --data {config.data}"] + [f"--source {s}" for s in config.sources]
     parts.append(f"--target {config.target}")
     defaults = SynthesisTrainConfig(data=config.data, sources=config.sources, target=config.target)
-    for f in dataclasses.fields(config):
-        if f.name in ("data", "sources", "target", "progress", "resume", "out", "previews"):
-            continue
-        value, default = getattr(config, f.name), getattr(defaults, f.name)
-        if value != default:
-            name = f.name.replace("_", "-")
-            if isinstance(value, bool):
-                parts.append(f"--{name}" if value else f"--no-{name}")
-            else:
-                parts.append(f"--{name} {','.join(map(str, value)) if isinstance(value, tuple) else value}")
+    parts += changed_options(config, defaults, ("data", "sources", "target", "progress", "resume", "out", "previews"))
     return " ".join(parts)
