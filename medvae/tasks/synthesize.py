@@ -186,11 +186,23 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
     if format_from_suffix(out) is not None:
         raise UsageError(f"out {out}: the input is a folder of subjects, so give an output folder")
     if uncertainty is not None:
-        raise UsageError(f"uncertainty is not used for a folder of subjects (each gets {target}_std beside its output); drop it")
-    first = read_sources(subject_dirs[0], sources)[sources[0]]
-    suffix = ".dcm" if first.format == "dicom" else ".nii.gz"
+        raise UsageError(f"uncertainty is not used for a folder of subjects (each gets {target}_std beside its "
+                         "output); drop it")
+    suffix = ".dcm" if _dicom_subjects(subject_dirs, sources[0]) else ".nii.gz"
     return run_batch(subject_dirs, input, out, lambda src, dst: run_one(src, dst, _std_path(dst, suffix)),
                      suffix=f"/{target}{suffix}", overwrite=overwrite, progress=progress, desc="synthesising")
+
+
+def _dicom_subjects(folders: list[Path], source: str) -> bool:
+    """Whether the first subject holding ``source`` holds it as DICOM (a file or a series folder)."""
+    from medvae.data.io import format_from_suffix
+    from medvae.data.paired import modality_entries
+
+    for folder in folders:
+        entries = modality_entries(folder, source)
+        if entries:
+            return entries[0].is_dir() or format_from_suffix(entries[0]) == "dicom"
+    return False
 
 
 def _std_path(dst: Path, suffix: str) -> Path:
