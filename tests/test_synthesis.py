@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from medvae.data.paired import find_subjects, modality_entries
+from medvae.data.paired import find_subjects
 from medvae.errors import InputError, UsageError
 from medvae.metrics import masked_image_metrics, spearman
 from medvae.models.synthesis import SynthesisConfig, SynthesisModel, kl_gaussians
