@@ -17,8 +17,9 @@ def synthesize(
     out: Annotated[Path, typer.Option(help="Output file (.nii.gz, .nii, .dcm for a DICOM series, .npy); for a "
                                            "folder of subjects, an output folder.")],
     samples: Annotated[int, typer.Option(help="Latent draws: the output is their mean.")] = 16,
-    uncertainty: Annotated[Optional[Path], typer.Option(help="Also write the draws' per-voxel standard "
-                                                             "deviation here (folders: always, as <target>_std).")]
+    uncertainty: Annotated[Optional[Path], typer.Option(help="Also write the per-voxel predictive standard "
+                                                             "deviation here (one input; a folder of subjects "
+                                                             "always gets <target>_std files).")]
     = None,
     seed: Annotated[int, typer.Option(help="Random seed for the draws.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
