@@ -86,11 +86,11 @@ def figure(model_path: Path, subject: Path, target: str, sources, samples: int, 
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from medvae.tasks.evaluate_synthesis import _read
+    from medvae.data.paired import read_subject_folder
     from medvae.tasks.synthesize import load_synthesis_model, synthesize_subject
 
     model, info = load_synthesis_model(model_path)
-    images = _read(subject, [*sources, target], ("mask", f"{target}_truth"))
+    images = read_subject_folder(subject, [*sources, target], ("mask", f"{target}_truth"))
     result = synthesize_subject(model, info, images, samples, seed)
     z = images[sources[0]].array.shape[2] // 2 + 5
     panels = [(images[s].array, s.upper(), "gray", None) for s in sources]

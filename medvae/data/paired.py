@@ -132,6 +132,19 @@ def read_subject(subject: Subject, modalities: list[str]):
     return images
 
 
+def read_subject_folder(folder: Path, modalities: list[str], optional: tuple[str, ...] = ("mask",)) -> dict:
+    """``{modality: Image}`` for a subject folder: every one of ``modalities`` (a missing one is an
+    :class:`InputError` naming subject and modality) and those of ``optional`` that it holds."""
+    subject = subject_files(Path(folder), modalities)
+    names = list(modalities)
+    for name in optional:
+        entries = modality_entries(Path(folder), name)
+        if entries:
+            subject.files[name] = entries[0]
+            names.append(name)
+    return read_subject(subject, names)
+
+
 def _resample_onto(image, reference, nearest: bool = False):
     from monai.data import MetaTensor
     from monai.transforms import ResampleToMatch

@@ -34,18 +34,6 @@ LABELS = {"model": "VAE-GAN", "linear": "linear", "l1_unet": "L1 U-Net"}
 SPEARMAN_TARGET = 0.3
 
 
-def _read(folder: Path, modalities: list[str], optional: tuple[str, ...] = ("mask",)) -> dict:
-    from medvae.data.paired import modality_entries, read_subject, subject_files
-
-    subject = subject_files(folder, modalities)
-    names = list(modalities)
-    for name in optional:
-        if modality_entries(folder, name):
-            subject.files[name] = modality_entries(folder, name)[0]
-            names.append(name)
-    return read_subject(subject, names)
-
-
 def _mask(images: dict, sources: list[str]) -> np.ndarray:
     if "mask" in images:
         return images["mask"].array > 0.5
@@ -110,7 +98,7 @@ def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *
     """Score the model, the linear regression and the L1 U-Net on ``data``'s held-out subjects (see module doc)."""
     from tqdm.auto import tqdm
 
-    from medvae.data.paired import find_subjects
+    from medvae.data.paired import find_subjects, read_subject_folder
     from medvae.metrics import masked_image_metrics, spearman
     from medvae.tasks.synthesize import load_synthesis_model, synthesize_subject
 
@@ -130,11 +118,12 @@ def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *
     if missing:
         raise InputError(f"{missing[0]}: a training subject of the model is gone; the linear baseline is fitted "
                          "on the model's training subjects")
-    coef = fit_linear([_read(Path(f), [*sources, target]) for f in sorted(trained_on)], sources, target)
+    training = [read_subject_folder(Path(f), [*sources, target]) for f in sorted(trained_on)]
+    coef = fit_linear(training, sources, target)
     unet, unet_info, note = l1_unet(model_path, info, baseline, device, progress)
     rows = []
     for subject in tqdm(subjects, desc="evaluating", unit="subject", disable=not progress, leave=False):
-        images = _read(subject.folder, [*sources, target], ("mask", f"{target}_truth"))
+        images = read_subject_folder(subject.folder, [*sources, target], ("mask", f"{target}_truth"))
         mask = _mask(images, sources)
         result = synthesize_subject(model, info, images, samples, seed)
         preds = {"model": result.mean,

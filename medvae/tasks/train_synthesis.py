@@ -92,19 +92,13 @@ class SynthesisTrainResult:
 
 def load_subjects(config: SynthesisTrainConfig):
     """``(subjects, images)``: each subject's ``{modality: Image}`` (sources, target, mask if any)."""
-    from medvae.data.paired import find_subjects, modality_entries, read_subject
+    from medvae.data.paired import find_subjects, read_subject_folder
 
     modalities = [*config.sources, config.target]
     subjects = find_subjects(config.data, modalities)
     if config.limit:
         subjects = subjects[: config.limit]
-    images = []
-    for s in subjects:
-        extra = ["mask"] if modality_entries(s.folder, "mask") else []
-        if extra:
-            s.files["mask"] = modality_entries(s.folder, "mask")[0]
-        images.append(read_subject(s, modalities + extra))
-    return subjects, images
+    return subjects, [read_subject_folder(s.folder, modalities) for s in subjects]
 
 
 def model_spacing(images: list[dict], source: str) -> tuple[float, float, float]:
