@@ -9,7 +9,9 @@ from medvae.errors import InputError
 from medvae.models.base import VAE, LossOutput, VAEOutput
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
 from medvae.models.digit_classifier import DigitClassifier, DigitClassifierConfig
+from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 from medvae.models.mlp_vae import MLPVAE, MLPVAEConfig
+from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
 from medvae.models.synthesis import SynthesisConfig, SynthesisModel
 from medvae.models.vae_gan import VAEGAN, VAEGANConfig
 
@@ -19,6 +21,8 @@ REGISTRY: dict[str, tuple[type, type]] = {
     VAEGAN.kind: (VAEGAN, VAEGANConfig),
     SynthesisModel.kind: (SynthesisModel, SynthesisConfig),
     DigitClassifier.kind: (DigitClassifier, DigitClassifierConfig),
+    EnhancerModel.kind: (EnhancerModel, EnhancerConfig),
+    SegmenterModel.kind: (SegmenterModel, SegmenterConfig),
 }
 
 
@@ -33,4 +37,4 @@ def build_model(kind: str, config: dict[str, Any]):
 
 __all__ = ["REGISTRY", "build_model", "VAE", "VAEOutput", "LossOutput", "MLPVAE", "MLPVAEConfig", "ConvVAE", "ConvVAEConfig",
            "VAEGAN", "VAEGANConfig",
-           "SynthesisModel", "SynthesisConfig"]
+           "SynthesisModel", "SynthesisConfig", "EnhancerModel", "EnhancerConfig", "SegmenterModel", "SegmenterConfig"]
