@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,8 +120,8 @@ def check_output_location(in_root: Path, out_root: Path) -> None:
 
 
 def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
-              process: Callable[[Path, Path], tuple[Path, list[str]]],
-              *, suffix: str, overwrite: bool = False, progress: bool = True, single_output: Path | None = None,
+              process: Callable[[Path, Path], tuple[Path, list[str]] | Future],
+              *, suffix: str | Callable[[Path], str], overwrite: bool = False, progress: bool = True, single_output: Path | None = None,
               desc: str = "converting") -> BatchReport:
     """Run ``process(src, dst)`` over ``inputs``, carrying on past failures.
 
@@ -129,8 +130,11 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         in_root: the folder the inputs were found in (or the single input file).
         out_root: the output folder mirroring ``in_root``.
         process: reads ``src``, writes ``dst`` (atomically) and returns the path it wrote (a DICOM volume
-            goes to a folder) and notes worth telling the user.
-        suffix: the output suffix (``".png"``, ``".nii.gz"``, ...).
+            goes to a folder) and notes worth telling the user; or a ``concurrent.futures.Future`` of
+            those, so that writing one output overlaps with the next input (at most one is unfinished;
+            its failure is reported for its own input).
+        suffix: the output suffix (``".png"``, ``".nii.gz"``, ...), or a function giving each input's
+            (to keep every input's own format).
         overwrite: redo outputs that already exist.
         progress: show a progress bar.
         single_output: for a single input file, the exact output path (instead of mirroring).
@@ -143,8 +147,22 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
     report = BatchReport()
     claimed: dict[Path, Path] = {}
     bar = tqdm(inputs, desc=desc, unit="file", disable=not progress or len(inputs) < 2, leave=False)
+    pending: list[tuple[Path, Path, Future]] = []
+
+    def settle(keep: int) -> None:  # wait for the oldest unfinished outputs (see ``process`` above)
+        while len(pending) > keep:
+            src, key, future = pending.pop(0)
+            try:
+                written, notes = future.result()
+            except Exception as e:
+                report.failed.append((src, _reason(e, src)))
+                del claimed[key]
+                continue
+            report.done.append((src, written))
+            report.notes += [(src, note) for note in notes]
+
     for src in bar:
-        dst = single_output or output_for(src, in_root, out_root, suffix)
+        dst = single_output or output_for(src, in_root, out_root, suffix(src) if callable(suffix) else suffix)
         key = dst.with_suffix("") if dst.suffix == ".dcm" else dst
         if key in claimed:
             report.failed.append((src, f"its output {dst} would overwrite the output of {claimed[key]}; "
@@ -156,15 +174,21 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
             report.skipped.append((src, done_before))
             continue
         try:
-            written, notes = process(src, dst)
+            result = process(src, dst)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # carry on: one bad file must not stop the batch
             report.failed.append((src, _reason(e, src)))
             del claimed[key]  # it wrote nothing, so its name is free for another input
             continue
+        if isinstance(result, Future):
+            pending.append((src, key, result))
+            settle(keep=1)
+            continue
+        written, notes = result
         report.done.append((src, written))
         report.notes += [(src, note) for note in notes]
+    settle(keep=0)
     return report
 
 
