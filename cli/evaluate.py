@@ -1,4 +1,4 @@
-"""``medvae evaluate generative MODEL``."""
+"""``medvae evaluate generative|synthesis|enhance|segment MODEL``."""
 
 from __future__ import annotations
 
@@ -52,3 +52,54 @@ def synthesis(
     result = run_task(evaluate_synthesis, model, data, baseline=baseline, samples=samples, seed=seed, limit=limit,
                       device=device)
     typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+def _kinds(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    return tuple(k.strip() for k in text.split(",") if k.strip()) if text else None
+
+
+@app.command("enhance")
+def enhance(
+    model: Annotated[Path, typer.Argument(help="An enhancer model file ('medvae train enhance').")],
+    data: Annotated[Optional[list[str]], typer.Option(help="Clean images (files or folders); default: the "
+                                                           "images the model held out.")] = None,
+    kinds: Annotated[Optional[str], typer.Option(help="Degradations to test, e.g. noise,blur (default: all).")]
+    = None,
+    severities: Annotated[str, typer.Option(help="Severities to test.")] = "0.3,0.6,0.9",
+    seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """PSNR/SSIM of degraded, enhanced and classically restored images (non-local means, TV, CLAHE)."""
+    from medvae_cli._run import parse_floats
+    from medvae.tasks.evaluate_enhance import evaluate_enhance, format_enhance
+
+    result = run_task(evaluate_enhance, model, data, kinds=_kinds(kinds),
+                      severities=parse_floats("--severities", severities), seed=seed)
+    if as_json:
+        rows = [{"degradation": k, "severity": s, **{m: {"psnr": v[0], "ssim": v[1]} for m, v in row.items()}}
+                for (k, s), row in result.rows.items()]
+        typer.echo(json.dumps({"images": result.images, "rows": rows,
+                               "checks": [{"check": t, "pass": ok} for t, ok in result.checks()]}, indent=2))
+    else:
+        typer.echo(format_enhance(result))
+
+
+@app.command("segment")
+def segment(
+    model: Annotated[Path, typer.Argument(help="A segmenter model file ('medvae train segment').")],
+    data: Annotated[str, typer.Option(help="Radiographs with lung masks: a folder holding images/ and masks/, "
+                                           "or a public set's root; with --masks, a folder of images.")],
+    masks: Annotated[Optional[str], typer.Option(help="The masks' folder, when --data holds only images.")] = None,
+    enhancer: Annotated[Optional[Path], typer.Option(help="The enhancer (default: the shipped one).")] = None,
+    kinds: Annotated[Optional[str], typer.Option(help="Degradations to test (default: all).")] = None,
+    severities: Annotated[str, typer.Option(help="Severities to test.")] = "0.3,0.6,0.9",
+    seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Use at most N images.")] = None,
+) -> None:
+    """Dice and Hausdorff distance on clean, degraded, enhanced and classically restored radiographs."""
+    from medvae_cli._run import parse_floats
+    from medvae.tasks.evaluate_segment import evaluate_segment, format_segment
+
+    result = run_task(evaluate_segment, model, data, masks, enhancer=enhancer, kinds=_kinds(kinds),
+                      severities=parse_floats("--severities", severities), seed=seed, limit=limit)
+    typer.echo(format_segment(result))

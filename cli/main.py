@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from medvae import __version__
-from medvae_cli import convert, demo, evaluate, generate, info, phantom, synthesize, train
+from medvae_cli import convert, demo, enhance, evaluate, generate, info, phantom, synthesize, train
 from medvae_cli._run import state
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(phantom.app, name="phantom")
 app.command("generate")(generate.generate)
 app.command("synthesize")(synthesize.synthesize)
+app.command("enhance")(enhance.enhance)
+app.command("segment")(enhance.segment)
 app.command("convert")(convert.convert)
 app.command("info")(info.info)
 

@@ -131,3 +131,83 @@ def synthesis(
                f"{', '.join(result.test_subjects)}) for {r['epochs']} epochs in {r['train_seconds']:.1f} s: "
                f"validation loss {r['val_loss'][-1]:.4f}")
     typer.echo(f"wrote {result.model_path}, {result.model_path.with_suffix('')}.preview.png")
+
+
+@app.command("enhance")
+def enhance(
+    data: Annotated[list[str], typer.Option(help="Clean radiographs: a file (always trained on) or a folder "
+                                                 "(split by image); repeat for several.")],
+    patch: Annotated[int, typer.Option(help="Training patch size (pixels).")] = 128,
+    patches_per_epoch: Annotated[int, typer.Option(help="Random degraded patches per epoch.")] = 1024,
+    kinds: Annotated[str, typer.Option(help="Degradations to train on.")] = "noise,blur,contrast,grid,exposure",
+    severity: Annotated[str, typer.Option(help="Severity range low,high within 0..1.")] = "0.1,1.0",
+    channels: Annotated[str, typer.Option(help="U-Net channels per level.")] = "16,32,64,128",
+    latent_channels: Annotated[int, typer.Option(help="Channels of the variational bottleneck.")] = 8,
+    norm: Annotated[str, typer.Option(help="batch (exact tiling, fast channels-last inference), instance or "
+                                           "none.")] = "batch",
+    beta: Annotated[float, typer.Option(help="KL weight.")] = 1e-4,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Patches per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    test_fraction: Annotated[float, typer.Option(help="Share of the folders' images held out.")] = 0.2,
+    out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
+    = Path("medvae-enhancer.safetensors"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the chest X-ray enhancer (a VAE-U-Net) on clean radiographs with simulated degradations."""
+    from medvae_cli._run import parse_floats
+    from medvae.tasks.train_enhance import EnhanceTrainConfig, train_enhance
+
+    config = run_task(
+        EnhanceTrainConfig, data=tuple(data), out=out, patch=patch, patches_per_epoch=patches_per_epoch,
+        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+        severity=parse_floats("--severity", severity, 2), channels=parse_ints("--channels", channels),
+        latent_channels=latent_channels, norm=norm, beta=beta, epochs=epochs, batch_size=batch_size, lr=lr,
+        test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
+    result = run_task(train_enhance, config)
+    if result is None:
+        return
+    r = result.record
+    val = f": validation loss {r['val_loss'][-1]:.4f}" if r.get("val_loss") else ""
+    typer.echo(f"trained the enhancer on {len(result.train_images)} images ({len(result.test_images)} held out) "
+               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s{val}")
+    typer.echo(f"wrote {result.model_path}")
+
+
+@app.command("segment")
+def segment(
+    images: Annotated[str, typer.Option(help="A folder of radiographs, or the root of a public set "
+                                             "(Montgomery, Shenzhen, JSRT + SCR).")],
+    masks: Annotated[Optional[str], typer.Option(help="A folder of lung masks named like the images.")] = None,
+    size: Annotated[int, typer.Option(help="Images are resized to SIZE x SIZE.")] = 256,
+    channels: Annotated[str, typer.Option(help="ResUNet++ channels per level.")] = "16,32,64,128",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    test_fraction: Annotated[float, typer.Option(help="Share of images held out.")] = 0.2,
+    out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
+    = Path("medvae-segmenter.safetensors"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the ResUNet++ lung segmenter on radiographs with lung masks."""
+    from medvae.tasks.train_segment import SegmentTrainConfig, train_segment
+
+    config = run_task(
+        SegmentTrainConfig, images=images, masks=masks, out=out, size=size,
+        channels=parse_ints("--channels", channels), epochs=epochs, batch_size=batch_size, lr=lr,
+        test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
+    result = run_task(train_segment, config)
+    if result is None:
+        return
+    r = result.record
+    typer.echo(f"trained the segmenter on {len(result.train_images)} images ({len(result.test_images)} held out) "
+               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s: validation loss {r['val_loss'][-1]:.4f}")
+    typer.echo(f"wrote {result.model_path}")

@@ -1,0 +1,211 @@
+"""``medvae train enhance``: train the chest X-ray VAE-U-Net on clean radiographs with simulated degradations.
+
+Training pairs are made on the fly: a random patch of a clean image (at full resolution, or reduced 2× or
+4× so the model sees anatomy as well as texture), degraded by one or two of
+:mod:`medvae.data.degrade`'s degradations at a random severity; the model learns to give back the clean
+patch. So a handful of real images suffices. Every image is mapped to [0, 1] by its own minimum and
+maximum, exactly as ``medvae enhance`` maps its inputs.
+
+Images named directly (files) are always trained on; images found in folders are split by image, and
+the held-out ones give the validation loss and are stored in the model file for ``medvae evaluate
+enhance``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medvae.errors import InputError, UsageError, check_positive
+
+SCALES = (1, 2, 4)
+
+
+@dataclass
+class EnhanceTrainConfig:
+    """Settings of :func:`train_enhance` (the CLI's options, same names)."""
+
+    data: tuple[str, ...] = ()
+    out: Path = Path("medvae-enhancer.safetensors")
+    patch: int = 128
+    patches_per_epoch: int = 1024
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    latent_channels: int = 8
+    norm: str = "batch"
+    beta: float = 1e-4
+    kinds: tuple[str, ...] = ("noise", "blur", "contrast", "grid", "exposure")
+    severity: tuple[float, float] = (0.1, 1.0)
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    test_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from medvae.data.degrade import DEGRADATIONS
+
+        self.out, self.data = Path(self.out), tuple(str(d) for d in self.data)
+        self.channels, self.kinds = tuple(self.channels), tuple(self.kinds)
+        self.severity = tuple(float(s) for s in self.severity)
+        for name in ("epochs", "batch_size", "patch", "patches_per_epoch"):
+            check_positive(name, getattr(self, name))
+        multiple = 2 ** (len(self.channels) - 1)
+        if self.patch % multiple or self.patch < 2 * multiple:
+            raise UsageError(f"patch {self.patch} must be a multiple of {multiple} and at least {2 * multiple} "
+                             f"(for channels {self.channels}); try 128")
+        unknown = [k for k in self.kinds if k not in DEGRADATIONS]
+        if unknown or not self.kinds:
+            raise UsageError(f"kinds {','.join(unknown) or '(none)'}: choose from {', '.join(DEGRADATIONS)}")
+        if len(self.severity) != 2 or not 0 <= self.severity[0] <= self.severity[1] <= 1:
+            raise UsageError(f"severity must be two numbers 0 <= low <= high <= 1, got {self.severity}")
+        if not 0 < self.test_fraction < 1:
+            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+
+
+@dataclass
+class EnhanceTrainResult:
+    model_path: Path
+    record: dict
+    train_images: list[str] = field(default_factory=list)
+    test_images: list[str] = field(default_factory=list)
+
+
+def read_unit(path: Path) -> np.ndarray:
+    """A 2-D radiograph as float32 in [0, 1], shape ``(x, y)`` (its own min → 0, max → 1)."""
+    from medvae.data.io import read_image
+    from medvae.tasks.enhance import to_unit
+
+    image = read_image(path)
+    array = image.array[:, :, 0] if image.array.ndim == 3 and image.array.shape[2] == 1 else image.array
+    if array.ndim != 2:
+        raise InputError(f"{path}: is a volume of shape {image.array.shape}; enhancement trains on 2-D radiographs")
+    return to_unit(array)[0]
+
+
+def image_split(data: tuple[str, ...], test_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """``(train, test)`` image paths: files given directly train; images in folders are split by image."""
+    from medvae.data.batch import discover
+    from medvae.tasks.train_generative import split
+
+    direct, found = [], []
+    for entry in data:
+        path = Path(entry)
+        (direct if path.is_file() else found).extend(discover(path))
+    if not direct and len(found) < 2:
+        raise UsageError(f"data holds {len(found)} image(s); give at least 2 (or name a file to train on)")
+    if len(found) < 2:
+        return direct + found, []
+    train_idx, test_idx = split(len(found), test_fraction, seed)
+    return direct + [found[i] for i in train_idx], [found[i] for i in test_idx]
+
+
+class DegradedPatches:
+    """A map-style dataset of ``{"image": degraded (1, p, p), "target": clean (1, p, p)}``, made on the fly.
+
+    Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``: set :attr:`epoch` before each epoch.
+    """
+
+    def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int) -> None:
+        from skimage.transform import downscale_local_mean
+
+        self.pyramid = []  # (image, scale) for every scale at which the image still holds a patch
+        for image in images:
+            for s in SCALES:
+                reduced = image if s == 1 else downscale_local_mean(image, (s, s)).astype(np.float32)
+                if min(reduced.shape) >= patch:
+                    self.pyramid.append(reduced)
+        if not self.pyramid:
+            raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch")
+        self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        from medvae.data.degrade import random_degradation
+
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        image = self.pyramid[rng.integers(len(self.pyramid))]
+        x, y = (int(rng.integers(0, n - self.patch + 1)) for n in image.shape)
+        clean = image[x:x + self.patch, y:y + self.patch]
+        if rng.random() < 0.5:
+            clean = clean[::-1]  # left-right: the body is near enough symmetric for texture
+        clean = np.ascontiguousarray(clean)
+        degraded, _ = random_degradation(clean, rng, kinds=self.kinds, severity=self.severity)
+        return {"image": torch.from_numpy(degraded[None].astype(np.float32)),
+                "target": torch.from_numpy(clean[None].astype(np.float32))}
+
+
+def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> EnhanceTrainResult | None:
+    """Train the enhancer and write its model file (see the module docstring)."""
+    from medvae import checkpoint, train
+    from medvae.models.enhancer import EnhancerConfig, EnhancerModel
+
+    config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
+    if not config.data:
+        raise UsageError("data must name clean radiographs: files or folders of them")
+    if config.out.is_dir() or config.out.suffix != ".safetensors":
+        raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
+    started = time.perf_counter()
+    train.seed_everything(config.seed)
+    train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed)
+    model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
+                                         norm=config.norm, beta=config.beta))
+    options = dict(kinds=config.kinds, severity=config.severity)
+    train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
+                                 seed=config.seed, **options)
+    val_data = None
+    if test_paths:  # a fixed validation set: the same patches and degradations every epoch
+        val = DegradedPatches([read_unit(p) for p in test_paths], config.patch, 128, seed=config.seed + 1, **options)
+        val_data = [val[i] for i in range(len(val))]
+    preprocessing = {"pipeline": "enhance", "normalize": "min-max per image to [0, 1]",
+                     "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
+                     "degradations": list(config.kinds), "severity": list(config.severity)}
+
+    def on_epoch_end(epoch, m, record):
+        train_data.epoch = epoch + 1
+        training = {"task": "train enhance", "data": [str(Path(d).resolve()) for d in config.data],
+                    "train_images": [str(p.resolve()) for p in train_paths],
+                    "test_images": [str(p.resolve()) for p in test_paths],
+                    "config": _plain(config), **record.to_dict(), "command": _command(config)}
+        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
+
+    tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                           device=config.device, amp=config.amp, state_path=config.out.with_suffix(".state.pt"),
+                           resume=config.resume, progress=config.progress)
+    if config.resume and tc.state_path.is_file():  # carry on with the patches of the epoch it stopped at
+        import torch
+
+        train_data.epoch = int(torch.load(tc.state_path, map_location="cpu", weights_only=True)["epoch"])
+    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
+    if not train.is_main_process():
+        return None
+    result = record.to_dict()
+    result["wall_seconds"] = time.perf_counter() - started
+    return EnhanceTrainResult(config.out, result, [str(p) for p in train_paths], [str(p) for p in test_paths])
+
+
+def _plain(config: EnhanceTrainConfig) -> dict:
+    d = dataclasses.asdict(config)
+    d["out"] = str(config.out)
+    return d
+
+
+def _command(config: EnhanceTrainConfig) -> str:
+    """The command line that reproduces this training (stored in the model file)."""
+    from medvae.tasks._command import changed_options
+
+    parts = ["medvae train enhance"] + [f"--data {d}" for d in config.data]
+    parts += changed_options(config, EnhanceTrainConfig(data=config.data), ("data", "progress", "resume"))
+    return " ".join(parts)

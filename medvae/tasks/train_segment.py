@@ -1,0 +1,177 @@
+"""``medvae train segment``: train the ResUNet++ lung segmenter on radiographs with lung masks.
+
+Images and masks come from :func:`medvae.data.lung_datasets.lung_pairs`, which reads a plain
+``--images DIR --masks DIR`` pair of folders or the public sets' own layouts (Montgomery, Shenzhen,
+JSRT + SCR). Every radiograph is mapped to [0, 1] by its minimum and maximum and resized to ``size``²
+(the whole image: lungs fill most of a chest radiograph); masks are resized with nearest neighbours.
+Training uses MONAI random affine and contrast augmentation. Images are split for validation (Dice on
+the held-out ones, printed each epoch) and the held-out list is stored in the model file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medvae.errors import UsageError, check_positive
+
+
+@dataclass
+class SegmentTrainConfig:
+    """Settings of :func:`train_segment` (the CLI's options, same names)."""
+
+    images: str = ""
+    masks: str | None = None
+    out: Path = Path("medvae-segmenter.safetensors")
+    size: int = 256
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    test_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.out, self.channels = Path(self.out), tuple(self.channels)
+        for name in ("epochs", "batch_size", "size"):
+            check_positive(name, getattr(self, name))
+        multiple = 2 ** (len(self.channels) - 1)
+        if self.size % multiple or self.size < 4 * multiple:
+            raise UsageError(f"size {self.size} must be a multiple of {multiple} and at least {4 * multiple}; try 256")
+        if not 0 < self.test_fraction < 1:
+            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+
+
+@dataclass
+class SegmentTrainResult:
+    model_path: Path
+    record: dict
+    train_images: list[str] = field(default_factory=list)
+    test_images: list[str] = field(default_factory=list)
+
+
+def resize(array: np.ndarray, shape: tuple[int, int], *, labels: bool = False) -> np.ndarray:
+    """``array`` resized to ``shape``: anti-aliased linear for images, nearest neighbour for labels."""
+    from skimage.transform import resize as sk_resize
+
+    if tuple(array.shape) == tuple(shape):
+        return array
+    if labels:
+        return sk_resize(array, shape, order=0, preserve_range=True, anti_aliasing=False).astype(array.dtype)
+    return sk_resize(array, shape, order=1, preserve_range=True, anti_aliasing=True).astype(np.float32)
+
+
+def load_pair(pair, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, mask)`` of a :class:`LungPair` at ``size``², float32 in [0, 1] and 0/1."""
+    from medvae.data.lung_datasets import load_lung_mask, read_pair_image
+    from medvae.tasks.enhance import to_unit
+
+    image = read_pair_image(pair)
+    array = image.array[:, :, 0] if image.array.ndim == 3 else image.array
+    mask = load_lung_mask(pair, array.shape)
+    return resize(to_unit(array)[0], (size, size)), resize((mask > 0).astype(np.float32), (size, size), labels=True)
+
+
+def augmentations(seed: int):
+    """MONAI random affine (both keys) and contrast/noise (image only) for a dict of image and label."""
+    from monai.transforms import Compose, RandAdjustContrastd, RandAffined, RandGaussianNoised
+
+    transform = Compose([
+        RandAffined(("image", "label"), prob=0.8, rotate_range=0.15, scale_range=0.1, translate_range=12,
+                    mode=("bilinear", "nearest"), padding_mode="zeros"),
+        RandAdjustContrastd("image", prob=0.5, gamma=(0.7, 1.5)),
+        RandGaussianNoised("image", prob=0.2, std=0.02),
+    ])
+    transform.set_random_state(seed)
+    return transform
+
+
+class AugmentedPairs:
+    """A map-style dataset of ``{"image": (1, S, S), "label": (1, S, S)}`` with MONAI augmentation."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, augment: bool = True) -> None:
+        self.images, self.labels = images, labels
+        self.transform = augmentations(seed) if augment else None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        item = {"image": torch.from_numpy(self.images[i][None]), "label": torch.from_numpy(self.labels[i][None])}
+        if self.transform is not None:
+            item = self.transform(item)
+            item = {k: torch.as_tensor(v).float() for k, v in item.items()}
+        return item
+
+
+def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> SegmentTrainResult | None:
+    """Train the lung segmenter and write its model file (see the module docstring)."""
+    from medvae import checkpoint, train
+    from medvae.data.lung_datasets import lung_pairs
+    from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
+    from medvae.tasks.train_generative import split
+
+    config = dataclasses.replace(config, **overrides) if config else SegmentTrainConfig(**overrides)
+    if not config.images:
+        raise UsageError("images must be a folder of radiographs (with --masks, or a public set's root folder)")
+    if config.out.is_dir() or config.out.suffix != ".safetensors":
+        raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
+    started = time.perf_counter()
+    train.seed_everything(config.seed)
+    pairs = lung_pairs(Path(config.images), Path(config.masks) if config.masks else None)
+    if len(pairs) < 2:
+        raise UsageError(f"images: found {len(pairs)} image(s) with masks; need at least 2 to hold one out")
+    train_idx, test_idx = split(len(pairs), config.test_fraction, config.seed)
+    loaded = [load_pair(p, config.size) for p in pairs]
+    stack = {name: np.stack([loaded[i][k] for i in idx]) for name, idx, k in
+             (("train_x", train_idx, 0), ("train_y", train_idx, 1), ("test_x", test_idx, 0), ("test_y", test_idx, 1))}
+    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], config.seed)
+    val_data = AugmentedPairs(stack["test_x"], stack["test_y"], config.seed, augment=False)
+    model = SegmenterModel(SegmenterConfig(channels=config.channels))
+    preprocessing = {"pipeline": "segment", "normalize": "min-max per image to [0, 1]", "size": config.size,
+                     "multiple": model.config.multiple, "labels": {"1": "lungs"}}
+
+    def on_epoch_end(epoch, m, record):
+        training = {"task": "train segment", "images": str(Path(config.images).resolve()),
+                    "masks": str(Path(config.masks).resolve()) if config.masks else None,
+                    "train_images": [str(pairs[i].image.resolve()) for i in train_idx],
+                    "test_images": [str(pairs[i].image.resolve()) for i in test_idx],
+                    "config": _plain(config), **record.to_dict(), "command": _command(config)}
+        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
+
+    tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                           device=config.device, amp=config.amp, state_path=config.out.with_suffix(".state.pt"),
+                           resume=config.resume, progress=config.progress)
+    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
+    if not train.is_main_process():
+        return None
+    result = record.to_dict()
+    result["wall_seconds"] = time.perf_counter() - started
+    return SegmentTrainResult(config.out, result, [str(pairs[i].image) for i in train_idx],
+                              [str(pairs[i].image) for i in test_idx])
+
+
+def _plain(config: SegmentTrainConfig) -> dict:
+    d = dataclasses.asdict(config)
+    d["out"] = str(config.out)
+    return d
+
+
+def _command(config: SegmentTrainConfig) -> str:
+    """The command line that reproduces this training (stored in the model file)."""
+    from medvae.tasks._command import changed_options
+
+    parts = [f"medvae train segment --images {config.images}"] + ([f"--masks {config.masks}"] if config.masks else [])
+    parts += changed_options(config, SegmentTrainConfig(images=config.images, masks=config.masks),
+                             ("images", "masks", "progress", "resume"))
+    return " ".join(parts)
