@@ -1,4 +1,4 @@
-"""``medvae phantom brain``."""
+"""``medvae phantom brain`` and ``medvae phantom cxr``."""
 
 from __future__ import annotations
 
@@ -30,3 +30,28 @@ def brain(
 
     folders = run_task(phantom_brain, subjects, out, seed=seed, overwrite=overwrite, progress=progress)
     typer.echo(f"wrote {len(folders)} subjects to {out} (t1, t2, flair, cbf, mask and the noise-free cbf_truth .nii.gz each)")
+
+
+@app.command("cxr")
+def cxr(
+    n: Annotated[int, typer.Option(help="Number of images.")] = 10,
+    size: Annotated[int, typer.Option(help="Pixels per side (64 to 4096); the field of view is 35 cm.")] = 512,
+    out: Annotated[Path, typer.Option(help="Output folder: OUT/images/cxr-0001.png and OUT/masks/cxr-0001.png, ...")]
+    = Path("medvae-cxr"),
+    seed: Annotated[int, typer.Option(help="Random seed (image i depends only on seed and i).")] = 0,
+    format: Annotated[str, typer.Option("--format", help="Image format: png (8-bit) or dcm (12-bit CR DICOM); "
+                                        "masks are always PNG.")] = "png",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty OUT, replacing the "
+                                            "phantoms there.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """PA chest radiograph phantoms with lung masks (0/255, both lungs) of the same names.
+
+    Each image has its own pose, body and lung shapes, heart, ribs, clavicles, spine, vessel texture,
+    intensity nonuniformity and noise; bright = dense. DICOM images are CR, MONOCHROME2, 12 bits, with
+    PixelSpacing 350 mm / SIZE, and say they are synthetic.
+    """
+    from medvae.tasks.phantom import phantom_cxr
+
+    files = run_task(phantom_cxr, n, out, size=size, seed=seed, fmt=format, overwrite=overwrite, progress=progress)
+    typer.echo(f"wrote {len(files)} chest phantoms to {out / 'images'} and their lung masks to {out / 'masks'}")

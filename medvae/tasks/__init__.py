@@ -8,12 +8,20 @@ from medvae.tasks.demo import MnistDemoConfig, MnistDemoResult, run_mnist_demo
 from medvae.tasks.evaluate_generative import evaluate_generative
 from medvae.tasks.generate import generate
 from medvae.tasks.info import describe, format_description
-from medvae.tasks.phantom import phantom_brain
+from medvae.tasks.enhance import enhance
+from medvae.tasks.evaluate_enhance import evaluate_enhance
+from medvae.tasks.evaluate_segment import evaluate_segment
+from medvae.tasks.phantom import phantom_brain, phantom_cxr
+from medvae.tasks.segment import segment
 from medvae.tasks.evaluate_synthesis import evaluate_synthesis
 from medvae.tasks.synthesize import synthesize
+from medvae.tasks.train_enhance import EnhanceTrainConfig, train_enhance
 from medvae.tasks.train_generative import GenerativeTrainConfig, train_generative
+from medvae.tasks.train_segment import SegmentTrainConfig, train_segment
 from medvae.tasks.train_synthesis import SynthesisTrainConfig, train_synthesis
 
 __all__ = ["MnistDemoConfig", "MnistDemoResult", "run_mnist_demo", "describe", "format_description", "convert",
            "GenerativeTrainConfig", "train_generative", "generate", "evaluate_generative",
-           "phantom_brain", "SynthesisTrainConfig", "train_synthesis", "synthesize", "evaluate_synthesis"]
+           "phantom_brain", "SynthesisTrainConfig", "train_synthesis", "synthesize", "evaluate_synthesis",
+           "phantom_cxr", "EnhanceTrainConfig", "train_enhance", "enhance", "evaluate_enhance",
+           "SegmentTrainConfig", "train_segment", "segment", "evaluate_segment"]

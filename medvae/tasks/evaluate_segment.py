@@ -69,7 +69,7 @@ def evaluate_segment(model: str | os.PathLike, images: str, masks: str | None = 
     from tqdm.auto import tqdm
 
     from medvae.data.degrade import DEGRADATIONS
-    from medvae.data.lung_datasets import load_lung_mask, lung_pairs, read_pair_image
+    from medvae.data.lung_datasets import load_lung_mask, lung_pairs, read_lung_image
     from medvae.tasks.enhance import enhance_array, load_model_of_kind, to_unit
     from medvae.tasks.evaluate_enhance import classical, degraded_versions, quality
     from medvae.tasks.segment import lung_labels, predict_lungs
@@ -84,7 +84,7 @@ def evaluate_segment(model: str | os.PathLike, images: str, masks: str | None = 
         return mask_scores(lung_labels(predict_lungs(net, info, unit)), truth)
 
     for i, pair in enumerate(tqdm(pairs, desc="evaluating", disable=not progress, leave=False)):
-        image = read_pair_image(pair)
+        image = read_lung_image(pair.image)
         clean = to_unit(image.array.reshape(image.array.shape[:2]))[0]
         truth = load_lung_mask(pair, clean.shape)
         result.clean.append(score(clean, truth))

@@ -71,10 +71,10 @@ def resize(array: np.ndarray, shape: tuple[int, int], *, labels: bool = False) -
 
 def load_pair(pair, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(image, mask)`` of a :class:`LungPair` at ``size``², float32 in [0, 1] and 0/1."""
-    from medvae.data.lung_datasets import load_lung_mask, read_pair_image
+    from medvae.data.lung_datasets import load_lung_mask, read_lung_image
     from medvae.tasks.enhance import to_unit
 
-    image = read_pair_image(pair)
+    image = read_lung_image(pair.image)
     array = image.array[:, :, 0] if image.array.ndim == 3 else image.array
     mask = load_lung_mask(pair, array.shape)
     return resize(to_unit(array)[0], (size, size)), resize((mask > 0).astype(np.float32), (size, size), labels=True)
