@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medvae.errors import UsageError
 from medvae.tasks.evaluate_enhance import SEVERITIES
 
 CONDITIONS = ("clean", "degraded", "enhanced", "classical")
@@ -23,6 +24,8 @@ CONDITIONS = ("clean", "degraded", "enhanced", "classical")
 
 def mask_scores(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """(Dice, Hausdorff distance in pixels) of a predicted lung mask against the true one (both non-zero = lung)."""
+    import warnings
+
     import torch
     from monai.metrics import compute_dice, compute_hausdorff_distance
 
@@ -31,7 +34,9 @@ def mask_scores(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     dice = float(compute_dice(pred, true, include_background=True)[0, 0])
     if not pred.any() or not true.any():
         return dice, float("inf")
-    return dice, float(compute_hausdorff_distance(pred, true, include_background=True)[0, 0])
+    with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal argument
+        warnings.simplefilter("ignore", FutureWarning)
+        return dice, float(compute_hausdorff_distance(pred, true, include_background=True)[0, 0])
 
 
 @dataclass
@@ -65,18 +70,23 @@ class SegmentEvaluation:
 def evaluate_segment(model: str | os.PathLike, images: str, masks: str | None = None, *,
                      enhancer: str | os.PathLike | None = None, kinds=None, severities=SEVERITIES, seed: int = 0,
                      limit: int | None = None, progress: bool = True) -> SegmentEvaluation:
-    """Score the segmenter on every image with a mask under ``images`` (see the module docstring)."""
+    """Score the segmenter on every image with a mask under ``images`` that it did not train on (see the module
+    docstring)."""
     from tqdm.auto import tqdm
 
     from medvae.data.degrade import DEGRADATIONS
     from medvae.data.lung_datasets import load_lung_mask, lung_pairs, read_lung_image
     from medvae.tasks.enhance import enhance_array, load_model_of_kind, to_unit
-    from medvae.tasks.evaluate_enhance import classical, degraded_versions, quality
+    from medvae.tasks.evaluate_enhance import classical, degraded_versions, quality, trained_names
     from medvae.tasks.segment import lung_labels, predict_lungs
 
     net, info = load_model_of_kind(model, "segmenter", option="model")
     enhancer_net = load_model_of_kind(enhancer, "enhancer", option="--enhancer")[0]
-    pairs = lung_pairs(Path(images), Path(masks) if masks else None)[:limit]
+    seen = trained_names(info)
+    pairs = [p for p in lung_pairs(Path(images), Path(masks) if masks else None) if p.image.name not in seen]
+    if not pairs:
+        raise UsageError(f"data: the model trained on every image in {images}; pass held-out images")
+    pairs = pairs[:limit]
     kinds = tuple(kinds or DEGRADATIONS)
     result = SegmentEvaluation([str(p.image) for p in pairs])
 
