@@ -137,6 +137,8 @@ def synthesis(
 def enhance(
     data: Annotated[list[str], typer.Option(help="Clean radiographs: a file (always trained on) or a folder "
                                                  "(split by image); repeat for several.")],
+    init: Annotated[Optional[Path], typer.Option(help="Fine-tune this enhancer (its architecture options win).")]
+    = None,
     patch: Annotated[int, typer.Option(help="Training patch size (pixels).")] = 128,
     patches_per_epoch: Annotated[int, typer.Option(help="Random degraded patches per epoch.")] = 1024,
     kinds: Annotated[str, typer.Option(help="Degradations to train on.")] = "noise,blur,contrast,grid,exposure",
@@ -163,7 +165,7 @@ def enhance(
     from medvae.tasks.train_enhance import EnhanceTrainConfig, train_enhance
 
     config = run_task(
-        EnhanceTrainConfig, data=tuple(data), out=out, patch=patch, patches_per_epoch=patches_per_epoch,
+        EnhanceTrainConfig, data=tuple(data), out=out, init=init, patch=patch, patches_per_epoch=patches_per_epoch,
         kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
         severity=parse_floats("--severity", severity, 2), channels=parse_ints("--channels", channels),
         latent_channels=latent_channels, norm=norm, beta=beta, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -187,19 +187,23 @@ class EnhancerModel(nn.Module):
             self.train(was_training)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
-        x, target = batch["image"], batch["target"]
+        x, target = batch["image"], batch["target"].float()
         out = self(x)
-        l1 = (out.image - target).abs().mean()
-        kl = 0.5 * (out.logvar.exp() + out.mu.square() - 1 - out.logvar)  # (B, zc, *bottleneck)
-        kl = (kl.flatten(1).sum(1) / target[0].numel()).mean()
-        c = self.config
-        total = l1 + c.beta * kl
-        terms = {"l1": l1.detach(), "kl": kl.detach()}
-        if c.ssim_weight > 0:
-            if min(target.shape[2:]) < 11:
-                raise UsageError(f"the SSIM loss needs patches of at least 11 voxels a side, got "
-                                 f"{tuple(target.shape[2:])}; use bigger patches or ssim_weight=0")
-            ssim = self.ssim(out.image, target)
-            total = total + c.ssim_weight * ssim
-            terms["ssim"] = ssim.detach()
+        # the loss in float32 even under mixed precision: SSIM's local variances (E[x^2] - E[x]^2) and the
+        # KL's exp(logvar) lose everything in bfloat16, and training then diverges
+        with torch.autocast(x.device.type, enabled=False):
+            image, mu, logvar = out.image.float(), out.mu.float(), out.logvar.float()
+            l1 = (image - target).abs().mean()
+            kl = 0.5 * (logvar.exp() + mu.square() - 1 - logvar)  # (B, zc, *bottleneck)
+            kl = (kl.flatten(1).sum(1) / target[0].numel()).mean()
+            c = self.config
+            total = l1 + c.beta * kl
+            terms = {"l1": l1.detach(), "kl": kl.detach()}
+            if c.ssim_weight > 0:
+                if min(target.shape[2:]) < 11:
+                    raise UsageError(f"the SSIM loss needs patches of at least 11 voxels a side, got "
+                                     f"{tuple(target.shape[2:])}; use bigger patches or ssim_weight=0")
+                ssim = self.ssim(image, target)
+                total = total + c.ssim_weight * ssim
+                terms["ssim"] = ssim.detach()
         return LossOutput(total, terms)

@@ -31,6 +31,7 @@ class EnhanceTrainConfig:
 
     data: tuple[str, ...] = ()
     out: Path = Path("medvae-enhancer.safetensors")
+    init: Path | None = None
     patch: int = 128
     patches_per_epoch: int = 1024
     channels: tuple[int, ...] = (16, 32, 64, 128)
@@ -53,6 +54,7 @@ class EnhanceTrainConfig:
         from medvae.data.degrade import DEGRADATIONS
 
         self.out, self.data = Path(self.out), tuple(str(d) for d in self.data)
+        self.init = Path(self.init) if self.init is not None else None
         self.channels, self.kinds = tuple(self.channels), tuple(self.kinds)
         self.severity = tuple(float(s) for s in self.severity)
         for name in ("epochs", "batch_size", "patch", "patches_per_epoch"):
@@ -160,8 +162,15 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     started = time.perf_counter()
     train.seed_everything(config.seed)
     train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed)
-    model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
-                                         norm=config.norm, beta=config.beta))
+    if config.init is not None:  # fine-tune: the architecture comes from the model file
+        from medvae.tasks.enhance import load_model_of_kind
+
+        model = load_model_of_kind(config.init, "enhancer", option="init")[0].train()
+        if config.init.resolve() == config.out.resolve():
+            raise UsageError(f"init {config.init} is also --out; write the fine-tuned model to another file")
+    else:
+        model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
+                                             norm=config.norm, beta=config.beta))
     options = dict(kinds=config.kinds, severity=config.severity)
     train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
                                  seed=config.seed, **options)
@@ -199,6 +208,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
 def _plain(config: EnhanceTrainConfig) -> dict:
     d = dataclasses.asdict(config)
     d["out"] = str(config.out)
+    d["init"] = str(config.init) if config.init else None
     return d
 
 

@@ -1,0 +1,119 @@
+"""Batch enhancement speed: ``medvae enhance`` beside a naive loop, and its peak memory for 10 vs 50 images.
+
+    python benchmarks/enhance.py [--images 20] [--size 1024] [--model M] [--memory 10,50] [--threads N]
+
+Makes ``--images`` chest phantoms as ``--size``² 16-bit DICOM (``medvae phantom cxr --format dcm``), then in
+this one process times
+
+* the naive loop: for each file, read it, map it to [0, 1], run the whole image through the model in one
+  forward pass under ``torch.no_grad()``, map back, write a DICOM; one at a time;
+* ``medvae.tasks.enhance.enhance`` on the folder (reads ahead and writes behind in threads, inference mode,
+  channels-last convolutions, tiles above 1024 pixels),
+
+and prints images per second and the ratio. Peak memory (max RSS) is measured in a fresh process per
+count (``--memory``), enhancing the first N images, to show it does not grow with the number of images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def naive(model, paths: list[Path], out: Path) -> None:
+    import torch
+
+    from medvae.data.io import read_image, write_image
+    from medvae.tasks.enhance import from_unit, to_unit
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        image = read_image(path)
+        unit, low, high = to_unit(image.array)
+        with torch.no_grad():
+            y = model.enhance(torch.from_numpy(unit)[None, None])[0, 0].numpy()
+        write_image(image.with_array(from_unit(y, low, high, image.array.dtype)), out / path.name, operation="enhance")
+
+
+def peak_memory(model: Path, folder: Path, n: int) -> float:
+    """Max RSS in MB of a fresh process that enhances the first ``n`` images of ``folder``."""
+    code = f"""
+import resource, shutil, sys, tempfile
+from pathlib import Path
+from medvae.tasks.enhance import enhance
+src = Path(tempfile.mkdtemp()); out = Path(tempfile.mkdtemp()) / "out"
+for p in sorted(Path({str(folder)!r}).glob("*.dcm"))[:{n}]:
+    (src / p.name).symlink_to(p)
+report = enhance(src, out, model={str(model)!r}, progress=False)
+assert len(report.done) == {n}, report.summary()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--model", type=Path, default=None, help="an enhancer (default: the shipped one)")
+    parser.add_argument("--memory", default="10,50", help="image counts for the peak-memory check ('' to skip)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the images here (default: a temp folder)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from medvae.data.cxr_phantoms import write_cxr_phantoms
+    from medvae.pretrained import packaged_model
+    from medvae.tasks.enhance import enhance, load_model_of_kind
+
+    model_path = args.model or packaged_model("enhancer")
+    counts = [int(c) for c in args.memory.split(",") if c.strip()]
+    folder = args.out or Path(tempfile.mkdtemp(prefix="medvae-enhance-bench-"))
+    images = folder / "images"
+    needed = max([args.images, *counts])
+    if len(list(images.glob("*.dcm"))) < needed:
+        write_cxr_phantoms(needed, folder, size=args.size, fmt="dcm", overwrite=True, progress=False)
+    paths = sorted(images.glob("*.dcm"))[: args.images]
+    timed = folder / "timed"
+    timed.mkdir(exist_ok=True)
+    for p in paths:
+        if not (timed / p.name).exists():
+            (timed / p.name).symlink_to(p.resolve())
+
+    model, _ = load_model_of_kind(model_path, "enhancer")
+    naive(model, paths[:1], folder / "warmup")  # first-call costs (oneDNN kernels, imports) out of both
+    model, _ = load_model_of_kind(model_path, "enhancer")  # a fresh copy: enhance() switches memory format
+    started = time.perf_counter()
+    naive(model, paths, folder / "naive")
+    t_naive = time.perf_counter() - started
+    started = time.perf_counter()
+    report = enhance(timed, folder / "medvae", model=model_path, overwrite=True, progress=False)
+    t_medvae = time.perf_counter() - started
+    assert len(report.done) == len(paths), report.summary()
+
+    result = {"images": len(paths), "size": args.size, "threads": torch.get_num_threads(),
+              "naive_images_per_s": len(paths) / t_naive, "medvae_images_per_s": len(paths) / t_medvae,
+              "speedup": t_naive / t_medvae, "peak_rss_mb": {}}
+    for n in counts:
+        result["peak_rss_mb"][n] = peak_memory(model_path, images, n)
+    print(f"{len(paths)} DICOM images {args.size}x{args.size} (16-bit), torch threads {result['threads']}")
+    print("| method | images/s | ratio |\n|---|---:|---:|")
+    print(f"| naive loop | {result['naive_images_per_s']:.3f} | 1.00 |")
+    print(f"| medvae enhance | {result['medvae_images_per_s']:.3f} | {result['speedup']:.2f} |")
+    if counts:
+        print("\n| images | peak RSS MB |\n|---:|---:|")
+        for n, mb in result["peak_rss_mb"].items():
+            print(f"| {n} | {mb:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
