@@ -98,10 +98,12 @@ def format_description(info: dict[str, Any]) -> str:
     t = info["training"]
     if t:
         lines.append("  training:")
-        for key in ("task", "data", "train_images", "epochs", "batch_size", "lr", "seed", "device", "world_size",
-                    "samples_per_second", "train_seconds"):
+        for key in ("task", "data", "train_images", "test_images", "epochs", "batch_size", "lr", "seed", "device",
+                    "world_size", "samples_per_second", "train_seconds", "history", "command"):
             if key in t:
                 v = t[key]
+                if isinstance(v, list) and len(v) > 4 and key != "history":  # long image lists: count and ends
+                    v = f"{len(v)}: {v[0]}, {v[1]}, ..., {v[-1]}"
                 lines.append(f"    {key}: {v:g}" if isinstance(v, float) else f"    {key}: {v}")
         if t.get("train_loss"):
             lines.append(f"    final train loss: {t['train_loss'][-1]:.3f}")

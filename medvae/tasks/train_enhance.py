@@ -162,12 +162,15 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     started = time.perf_counter()
     train.seed_everything(config.seed)
     train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed)
+    history: list[str] = []  # the commands that made the init model, oldest first
     if config.init is not None:  # fine-tune: the architecture comes from the model file
         from medvae.tasks.enhance import load_model_of_kind
 
-        model = load_model_of_kind(config.init, "enhancer", option="init")[0].train()
         if config.init.resolve() == config.out.resolve():
             raise UsageError(f"init {config.init} is also --out; write the fine-tuned model to another file")
+        model, init_info = load_model_of_kind(config.init, "enhancer", option="init")
+        model.train()
+        history = [*init_info.training.get("history", []), init_info.training.get("command", "?")]
     else:
         model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
                                              norm=config.norm, beta=config.beta))
@@ -187,7 +190,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         training = {"task": "train enhance", "data": [str(Path(d).resolve()) for d in config.data],
                     "train_images": [str(p.resolve()) for p in train_paths],
                     "test_images": [str(p.resolve()) for p in test_paths],
-                    "config": _plain(config), **record.to_dict(), "command": _command(config)}
+                    "config": _plain(config), **record.to_dict(), "command": _command(config),
+                    "history": history}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
 
     tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
