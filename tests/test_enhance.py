@@ -215,7 +215,9 @@ def test_segment_bad_format_is_usage_error(models, tmp_path):
 
 
 def test_a_failed_write_is_reported_for_its_own_input(models, tmp_path, monkeypatch):
-    from medvae.tasks import enhance as module
+    import importlib
+
+    module = importlib.import_module("medvae.tasks.enhance")  # the package exports the function of that name
 
     data = tmp_path / "in"
     data.mkdir()
