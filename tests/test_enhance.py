@@ -114,6 +114,13 @@ def test_output_keeps_format_size_dtype_and_geometry(models, tmp_path, name):
             assert _dciodvfy_errors(out) == []
 
 
+def test_one_file_to_another_format(models, tmp_path):
+    report = enhance(SAMPLE / "png/chest_8bit.png", tmp_path / "chest.dcm", model=models[0], progress=False)
+    assert report.exit_code == 0
+    out = read_image(tmp_path / "chest.dcm")
+    assert out.format == "dicom" and out.array.shape == read_image(SAMPLE / "png/chest_8bit.png").array.shape
+
+
 def test_folder_mirrors_tree_skips_a_bad_file_and_writes_compare_pairs(models, tmp_path):
     data = tmp_path / "in"
     (data / "a").mkdir(parents=True)

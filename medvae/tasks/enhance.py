@@ -178,8 +178,9 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         return enhance_image(net, image, tile=options.tile, overlap=options.overlap)
 
     def write(src: Path, dst: Path, image, result) -> tuple[Path, list[str]]:
-        written = write_image(result, dst, fmt=image.format, operation="enhance (medvae VAE-U-Net)",
-                              overwrite=overwrite)
+        # a folder keeps each input's format; one output file named with a suffix gets that format
+        written = write_image(result, dst, fmt=None if single else image.format,
+                              operation="enhance (medvae VAE-U-Net)", overwrite=overwrite)
         if options.compare is not None:
             rel = src.relative_to(input) if src != input else Path(src.name)
             write_compare(image, result, options.compare / rel.parent, rel.name)

@@ -100,13 +100,17 @@ def write_mask(labels: np.ndarray, image, dst: Path, fmt: str, overwrite: bool) 
     return write_lung_seg(labels, image, dst, overwrite=overwrite)
 
 
-def write_overlay(unit: np.ndarray, labels: np.ndarray, dst: Path) -> Path:
-    """An RGB PNG of the radiograph with the right lung tinted blue and the left orange."""
+def write_overlay(image, labels: np.ndarray, dst: Path) -> Path:
+    """An RGB PNG of the radiograph (its DICOM window, else the 0.5-99.5 percentiles) with the right lung
+    tinted blue and the left orange."""
     from PIL import Image as PILImage
 
     from medvae.data.atomic import atomic_path
+    from medvae.data.intensity import intensity_window, scale_to_unit
 
-    gray = (np.clip(unit, 0, 1) * 255).T  # (rows, columns)
+    array = image.array.reshape(image.array.shape[:2])
+    low, high = intensity_window(array, "auto", window=image.window, name=str(image.path))
+    gray = scale_to_unit(array, low, high).T * 255  # (rows, columns)
     rgb = np.repeat(gray[..., None], 3, axis=2)
     for value, colour in ((1, (40, 120, 255)), (2, (255, 150, 40))):
         where = labels.T == value
@@ -175,13 +179,13 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         if enhancer_net is not None:
             image = enhance_image(enhancer_net, image)
         unit = to_unit(image.array.reshape(image.array.shape[:2]))[0]
-        return unit, lung_labels(predict_lungs(net, info, unit))
+        return image, lung_labels(predict_lungs(net, info, unit))
 
     def write(src: Path, dst: Path, image, result) -> tuple[Path, list[str]]:
-        unit, labels = result
+        shown, labels = result  # the radiograph as segmented (enhanced with --enhance)
         written = write_mask(labels, image, dst, fmt, overwrite)
         base = dst.name[: -len(FORMATS[fmt])] if dst.name.endswith(FORMATS[fmt]) else dst.name
-        write_overlay(unit, labels, dst.parent / f"{base}.overlay.png")
+        write_overlay(shown, labels, dst.parent / f"{base}.overlay.png")
         rows[src] = lung_areas(labels, image, src, written)
         notes = [] if (labels > 0).any() else ["no lungs found"]
         return written, notes
