@@ -1,8 +1,12 @@
-"""The command line that reproduces a training run, as stored in its model file."""
+"""What every training task records and checks: the reproducing command line, the config as plain values,
+and the model file name."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+from medvae.errors import UsageError
 
 
 def changed_options(config, defaults, skip: tuple[str, ...]) -> list[str]:
@@ -22,3 +26,14 @@ def changed_options(config, defaults, skip: tuple[str, ...]) -> list[str]:
             else:
                 parts.append(f"--{name} {','.join(map(str, value)) if isinstance(value, tuple) else value}")
     return parts
+
+
+def check_model_path(out: Path) -> None:
+    """Refuse an output that is a folder or not a ``.safetensors`` file name."""
+    if out.is_dir() or out.suffix != ".safetensors":
+        raise UsageError(f"out {out}: give a model file name ending in .safetensors")
+
+
+def plain_config(config) -> dict:
+    """The dataclass ``config`` as JSON-ready values (paths as strings)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-
 
 def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n_samples: int | None = None,
                         seed: int = 0, limit: int | None = None, batch_size: int = 250,

@@ -152,13 +152,13 @@ class DegradedPatches:
 def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> EnhanceTrainResult | None:
     """Train the enhancer and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
+    from medvae.tasks._command import check_model_path, plain_config
     from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 
     config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
     if not config.data:
         raise UsageError("data must name clean radiographs: files or folders of them")
-    if config.out.is_dir() or config.out.suffix != ".safetensors":
-        raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
+    check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
     train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed)
@@ -190,7 +190,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         training = {"task": "train enhance", "data": [str(Path(d).resolve()) for d in config.data],
                     "train_images": [str(p.resolve()) for p in train_paths],
                     "test_images": [str(p.resolve()) for p in test_paths],
-                    "config": _plain(config), **record.to_dict(), "command": _command(config),
+                    "config": plain_config(config), **record.to_dict(), "command": _command(config),
                     "history": history}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
 
@@ -208,12 +208,6 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     result["wall_seconds"] = time.perf_counter() - started
     return EnhanceTrainResult(config.out, result, [str(p) for p in train_paths], [str(p) for p in test_paths])
 
-
-def _plain(config: EnhanceTrainConfig) -> dict:
-    d = dataclasses.asdict(config)
-    d["out"] = str(config.out)
-    d["init"] = str(config.init) if config.init else None
-    return d
 
 
 def _command(config: EnhanceTrainConfig) -> str:

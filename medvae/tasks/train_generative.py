@@ -80,8 +80,6 @@ class GenerativeTrainResult:
 
 def load_training_images(config: GenerativeTrainConfig):
     """``(images (N, 1, *size) in [0, 1], spacing or None, source, skipped, files or None)`` from ``config.data``."""
-    import torch
-
     if config.data == "mnist":  # the sample's training split; its test split stays out for evaluation
         images = mnist_images("train", config.size)
         return (images[: config.limit] if config.limit else images, (1.0, 1.0), "mnist (embedded sample, train)",
@@ -136,11 +134,11 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
     import torch
 
     from medvae import checkpoint, train
+    from medvae.tasks._command import check_model_path
     from medvae.data.datasets import TensorBatches
 
     config = dataclasses.replace(config, **overrides) if config else GenerativeTrainConfig(**overrides)
-    if config.out.is_dir() or config.out.suffix != ".safetensors":
-        raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
+    check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
     images, spacing, source, skipped, files = load_training_images(config)

@@ -117,6 +117,7 @@ class AugmentedPairs:
 def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> SegmentTrainResult | None:
     """Train the lung segmenter and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
+    from medvae.tasks._command import check_model_path, plain_config
     from medvae.data.lung_datasets import lung_pairs
     from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
     from medvae.tasks.train_generative import split
@@ -124,8 +125,7 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
     config = dataclasses.replace(config, **overrides) if config else SegmentTrainConfig(**overrides)
     if not config.images:
         raise UsageError("images must be a folder of radiographs (with --masks, or a public set's root folder)")
-    if config.out.is_dir() or config.out.suffix != ".safetensors":
-        raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
+    check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
     pairs = lung_pairs(Path(config.images), Path(config.masks) if config.masks else None)
@@ -146,7 +146,7 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
                     "masks": str(Path(config.masks).resolve()) if config.masks else None,
                     "train_images": [str(pairs[i].image.resolve()) for i in train_idx],
                     "test_images": [str(pairs[i].image.resolve()) for i in test_idx],
-                    "config": _plain(config), **record.to_dict(), "command": _command(config)}
+                    "config": plain_config(config), **record.to_dict(), "command": _command(config)}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
 
     tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
@@ -160,11 +160,6 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
     return SegmentTrainResult(config.out, result, [str(pairs[i].image) for i in train_idx],
                               [str(pairs[i].image) for i in test_idx])
 
-
-def _plain(config: SegmentTrainConfig) -> dict:
-    d = dataclasses.asdict(config)
-    d["out"] = str(config.out)
-    return d
 
 
 def _command(config: SegmentTrainConfig) -> str:

@@ -155,6 +155,7 @@ def build(config: SynthesisTrainConfig):
 def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> SynthesisTrainResult | None:
     """Train a synthesis model on subject folders and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
+    from medvae.tasks._command import check_model_path, plain_config
     from medvae.data.datasets import TensorBatches
     from medvae.data.paired import prepare_subject
     from medvae.tasks.train_generative import split
@@ -162,8 +163,7 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
     config = dataclasses.replace(config, **overrides) if config else SynthesisTrainConfig(**overrides)
     if not config.data:
         raise UsageError("data must be a folder of subject folders (DIR/<subject>/<modality>.nii.gz)")
-    if config.out.is_dir() or config.out.suffix != ".safetensors":
-        raise UsageError(f"out {config.out}: give a model file name ending in .safetensors")
+    check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
     subjects, images = load_subjects(config)
@@ -203,7 +203,7 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
                     "train_subjects": [str(subjects[i].folder.resolve()) for i in train_idx],
                     "test_subjects": [str(subjects[i].folder.resolve()) for i in test_idx],
                     "train_examples": len(train_data), "val_examples": len(val_data),
-                    "config": _plain(config), **record.to_dict(), "command": _command(config)}
+                    "config": plain_config(config), **record.to_dict(), "command": _command(config)}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
         if config.previews:
             write_preview(m, preview, scale, Path(f"{stem}.preview.png"))
@@ -252,11 +252,6 @@ def write_preview(model, prepared, scale: float, path: Path) -> None:
     panels.append(np.clip(std / max(float(std.max()), 1e-6), 0, 1))
     contact_sheet(np.swapaxes(np.stack(panels), 1, 2)[:, ::-1], path, ncols=len(panels))
 
-
-def _plain(config: SynthesisTrainConfig) -> dict:
-    d = dataclasses.asdict(config)
-    d["out"] = str(config.out)
-    return d
 
 
 def _command(config: SynthesisTrainConfig) -> str:
