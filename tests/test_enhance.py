@@ -242,3 +242,46 @@ def test_a_failed_write_is_reported_for_its_own_input(models, tmp_path, monkeypa
                      progress=False)
     assert [p.name for p, _ in report.failed] == ["b.png"] and "disk full" in report.failed[0][1]
     assert sorted(p.name for p, _ in report.done) == ["a.png", "c.png"]
+
+
+def test_outputs_never_land_on_inputs(models, tmp_path):
+    data = tmp_path / "scans"
+    data.mkdir()
+    shutil.copy(SAMPLE / "png/chest_8bit.png", data / "a.png")
+    before = (data / "a.png").read_bytes()
+    # a file input segmented into its own folder would write a.png over itself
+    result = runner.invoke(app, ["segment", str(data / "a.png"), str(data), "--model", str(models[1]), "--overwrite"])
+    assert result.exit_code == 1 and "is an input" in result.stdout
+    same = runner.invoke(app, ["enhance", str(data / "a.png"), str(data / "a.png"), "--model", str(models[0])])
+    assert same.exit_code == 2 and "is the input" in same.stderr
+    compare = runner.invoke(app, ["enhance", str(data), str(tmp_path / "out"), "--model", str(models[0]),
+                                  "--compare", str(data / "cmp")])
+    assert compare.exit_code == 2 and "inside the input folder" in compare.stderr
+    assert (data / "a.png").read_bytes() == before and not (data / "cmp").exists()
+
+
+def test_tiles_never_larger_than_needed():
+    from medvae.tasks.enhance import tiling
+
+    roi, fractions = tiling((259, 300), 256, 127, 8)  # two tiles would each cover the axis: one is enough
+    assert all(0 <= f < 1 for f in fractions) and roi[0] == 264
+
+
+def test_constant_and_large_float_images_survive_the_unit_round_trip():
+    constant = np.full((5, 4), 5.0)
+    assert np.array_equal(from_unit(*to_unit(constant), constant.dtype), constant)
+    fine = 1e6 + np.linspace(0, 0.01, 20).reshape(4, 5)
+    unit, low, high = to_unit(fine)
+    assert len(np.unique(unit)) == 20
+
+
+def test_named_files_are_never_held_out(tmp_path):
+    from medvae.tasks.train_enhance import image_split
+
+    (tmp_path / "ds/sub").mkdir(parents=True)
+    for i in range(6):
+        shutil.copy(SAMPLE / "png/chest_8bit.png", tmp_path / f"ds/sub/i{i}.png")
+    train, test = image_split((str(tmp_path / "ds"), str(tmp_path / "ds/sub"), str(tmp_path / "ds/sub/i4.png")),
+                              0.2, 0)
+    assert len(train) + len(test) == 6 and not set(train) & set(test)
+    assert (tmp_path / "ds/sub/i4.png").resolve() in train

@@ -161,9 +161,14 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
             report.done.append((src, written))
             report.notes += [(src, note) for note in notes]
 
+    sources = {p.resolve() for p in inputs}
     for src in bar:
         dst = single_output or output_for(src, in_root, out_root, suffix(src) if callable(suffix) else suffix)
         key = dst.with_suffix("") if dst.suffix == ".dcm" else dst
+        if dst.resolve() in sources or key.resolve() in sources:
+            report.failed.append((src, f"its output {dst} is an input; medvae never overwrites an input: "
+                                       "choose an output folder outside the inputs"))
+            continue
         if key in claimed:
             report.failed.append((src, f"its output {dst} would overwrite the output of {claimed[key]}; "
                                        "rename one of them"))

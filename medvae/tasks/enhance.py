@@ -53,12 +53,15 @@ def to_unit(array: np.ndarray) -> tuple[np.ndarray, float, float]:
     if not np.isfinite(low) or not np.isfinite(high):
         raise InputError("the image has non-finite values")
     scale = high - low if high > low else 1.0
-    return ((array.astype(np.float32) - low) / scale).astype(np.float32), low, high
+    return ((array.astype(np.float64) - low) / scale).astype(np.float32), low, high
 
 
 def from_unit(unit: np.ndarray, low: float, high: float, dtype: np.dtype) -> np.ndarray:
-    """The inverse of :func:`to_unit`, rounded and clipped into ``dtype`` when it is an integer type."""
-    values = np.clip(unit, 0.0, 1.0).astype(np.float64) * (high - low if high > low else 1.0) + low
+    """The inverse of :func:`to_unit`, rounded and clipped into ``dtype`` when it is an integer type
+    (a constant image, ``low == high``, comes back constant)."""
+    if not high > low:
+        return np.full(unit.shape, low, dtype=dtype)
+    values = np.clip(unit, 0.0, 1.0).astype(np.float64) * (high - low) + low
     if np.dtype(dtype).kind in "iub":
         return np.clip(np.round(values), low, high).astype(dtype)
     return values.astype(dtype)
@@ -70,8 +73,9 @@ def tiling(shape: tuple[int, ...], tile: int, overlap: int, multiple: int) -> tu
     roi, fractions = [], []
     for size in shape:
         n = -(-size // tile)  # tiles along this axis
-        edge = -(-size // n) + (overlap if n > 1 else 0)
-        edge = -(-edge // multiple) * multiple
+        edge = -(-(-(-size // n) + (overlap if n > 1 else 0)) // multiple) * multiple
+        if edge >= size:  # one tile covers the axis (MONAI pads it)
+            n, edge = 1, -(-size // multiple) * multiple
         roi.append(edge)
         # MONAI steps int(edge * (1 - fraction)) pixels: ask for the step that gives exactly n tiles
         step = -(-(size - edge) // (n - 1)) if n > 1 else edge
@@ -111,6 +115,13 @@ def enhance_array(model, unit: np.ndarray, *, tile: int = DEFAULT_TILE, overlap:
     return out[0, 0].float().clamp(0, 1).cpu().numpy()
 
 
+def enhance_values(model, array: np.ndarray, *, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+    """Enhance a 2-D array of any range and dtype as ``medvae enhance`` does: mapped to [0, 1] by its own
+    minimum and maximum, enhanced, mapped back into the same range and dtype."""
+    unit, low, high = to_unit(array)
+    return from_unit(enhance_array(model, unit, tile=tile, overlap=overlap), low, high, array.dtype)
+
+
 def enhance_image(model, image, *, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
     """Enhance a radiograph (a :class:`medvae.data.io.Image`): same shape, dtype, geometry and value range."""
     array = image.array
@@ -118,9 +129,7 @@ def enhance_image(model, image, *, tile: int = DEFAULT_TILE, overlap: int = DEFA
         array = array[:, :, 0]
     if array.ndim != 2:
         raise InputError(f"{image.path}: is a volume of shape {image.array.shape}; enhance takes 2-D radiographs")
-    unit, low, high = to_unit(array)
-    out = enhance_array(model, unit, tile=tile, overlap=overlap)
-    result = from_unit(out, low, high, array.dtype).reshape(image.array.shape)
+    result = enhance_values(model, array, tile=tile, overlap=overlap).reshape(image.array.shape)
     enhanced = image.with_array(result)
     enhanced.notes.append("enhanced by a medvae VAE-U-Net")
     return enhanced
@@ -170,6 +179,10 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     input, output = Path(input), Path(output)
     single = input.is_file() and format_from_suffix(output) is not None
     check_output_location(input, output)
+    if single and output.resolve() == input.resolve():
+        raise UsageError(f"output {output} is the input; medvae never overwrites an input")
+    if options.compare is not None:
+        check_output_location(input, options.compare)
     inputs = discover(input)
     net, _ = load_model_of_kind(model, "enhancer", device=str(resolve_device(options.device)))
     _configure_threads()

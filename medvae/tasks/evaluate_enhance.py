@@ -2,7 +2,8 @@
 
 Enhancement: each held-out clean image is degraded by every degradation at fixed severities, with a
 fixed seed per (image, degradation, severity), and PSNR / SSIM (scikit-image, data range 1) against the
-clean image are reported for the degraded image, medvae's enhancement and three classical scikit-image
+clean image are reported for the degraded image, medvae's enhancement (run as ``medvae enhance`` runs it:
+the image's own minimum and maximum map to [0, 1] and back) and three classical scikit-image
 baselines: non-local means (noise sigma estimated from the image), total-variation denoising (Chambolle) and
 CLAHE. Targets: enhanced PSNR at least 3 dB above degraded on average, and above the best classical one.
 """
@@ -113,7 +114,7 @@ def evaluate_enhance(model: str | os.PathLike, data: list[str] | None = None, *,
     from tqdm.auto import tqdm
 
     from medvae.data.degrade import DEGRADATIONS
-    from medvae.tasks.enhance import enhance_array, load_model_of_kind
+    from medvae.tasks.enhance import enhance_values, load_model_of_kind
     from medvae.tasks.train_enhance import read_unit
 
     net, info = load_model_of_kind(model, "enhancer", option="model")
@@ -123,7 +124,8 @@ def evaluate_enhance(model: str | os.PathLike, data: list[str] | None = None, *,
     for i, path in enumerate(tqdm(paths, desc="evaluating", disable=not progress, leave=False)):
         clean = read_unit(path)
         for kind, severity, degraded in degraded_versions(clean, i, kinds, severities, seed):
-            outputs = {"degraded": degraded, "medvae": enhance_array(net, degraded), **classical(degraded)}
+            # medvae exactly as `medvae enhance` runs it on a file: the image's own range in and out
+            outputs = {"degraded": degraded, "medvae": enhance_values(net, degraded), **classical(degraded)}
             row = sums.setdefault((kind, severity), {})
             for method, image in outputs.items():
                 row.setdefault(method, []).append(quality(image, clean))

@@ -1,6 +1,8 @@
 """``medvae evaluate segment``: lung segmentation on clean, degraded, enhanced and classically restored images.
 
-For every held-out image with a lung mask: Dice and Hausdorff distance (MONAI metrics, in pixels of the
+Every image goes through the pipeline ``medvae segment [--enhance]`` runs on a file (its own minimum and
+maximum mapped to [0, 1]; enhanced within its own range). For every held-out image with a lung mask: Dice
+and Hausdorff distance (MONAI metrics, in pixels of the
 input) of the segmenter's mask on the clean image, then for every degradation and severity (fixed seeds,
 as ``evaluate enhance``) on the degraded image, the degraded image enhanced by medvae, and the degraded
 image restored by the best classical baseline (the one with the best PSNR against the clean image, chosen
@@ -76,7 +78,7 @@ def evaluate_segment(model: str | os.PathLike, images: str, masks: str | None = 
 
     from medvae.data.degrade import DEGRADATIONS
     from medvae.data.lung_datasets import load_lung_mask, lung_pairs, read_lung_image
-    from medvae.tasks.enhance import enhance_array, load_model_of_kind, to_unit
+    from medvae.tasks.enhance import enhance_values, load_model_of_kind, to_unit
     from medvae.tasks.evaluate_enhance import classical, degraded_versions, quality, trained_names
     from medvae.tasks.segment import lung_labels, predict_lungs
 
@@ -90,8 +92,8 @@ def evaluate_segment(model: str | os.PathLike, images: str, masks: str | None = 
     kinds = tuple(kinds or DEGRADATIONS)
     result = SegmentEvaluation([str(p.image) for p in pairs])
 
-    def score(unit, truth):
-        return mask_scores(lung_labels(predict_lungs(net, info, unit)), truth)
+    def score(image, truth):  # as `medvae segment` runs: the image's own minimum and maximum map to [0, 1]
+        return mask_scores(lung_labels(predict_lungs(net, info, to_unit(image)[0])), truth)
 
     for i, pair in enumerate(tqdm(pairs, desc="evaluating", disable=not progress, leave=False)):
         image = read_lung_image(pair.image)
@@ -103,7 +105,7 @@ def evaluate_segment(model: str | os.PathLike, images: str, masks: str | None = 
             best = max(restored.values(), key=lambda im: quality(im, clean)[0])
             row = result.rows.setdefault((kind, severity), {c: [] for c in CONDITIONS[1:]})
             row["degraded"].append(score(degraded, truth))
-            row["enhanced"].append(score(enhance_array(enhancer_net, degraded), truth))
+            row["enhanced"].append(score(enhance_values(enhancer_net, degraded), truth))
             row["classical"].append(score(best, truth))
     return result
 

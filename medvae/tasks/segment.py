@@ -183,9 +183,9 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
 
     def write(src: Path, dst: Path, image, result) -> tuple[Path, list[str]]:
         shown, labels = result  # the radiograph as segmented (enhanced with --enhance)
-        written = write_mask(labels, image, dst, fmt, overwrite)
         base = dst.name[: -len(FORMATS[fmt])] if dst.name.endswith(FORMATS[fmt]) else dst.name
-        write_overlay(shown, labels, dst.parent / f"{base}.overlay.png")
+        write_overlay(shown, labels, dst.parent / f"{base}.overlay.png")  # first: a mask means all is written
+        written = write_mask(labels, image, dst, fmt, overwrite)
         rows[src] = lung_areas(labels, image, src, written)
         notes = [] if (labels > 0).any() else ["no lungs found"]
         return written, notes
@@ -194,7 +194,10 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         report = run_batch(inputs, input, output, process, suffix=FORMATS[fmt], overwrite=overwrite,
                            progress=progress, desc="segmenting")
     for src, done in report.skipped:  # outputs from an earlier run still belong in the table
-        rows[src] = lung_areas(_labels_of(done, fmt), read_image(src), src, done)
+        try:
+            rows[src] = lung_areas(_labels_of(done, fmt), read_image(src), src, done)
+        except Exception as e:  # an unreadable old output: say so, keep the rest of the table
+            report.notes.append((src, f"not in {CSV_NAME}: its earlier mask {done} cannot be read ({e})"))
     csv_path = write_csv([rows[src] for src in inputs if src in rows], output / CSV_NAME)
     return report, csv_path
 

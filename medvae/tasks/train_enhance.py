@@ -101,6 +101,8 @@ def image_split(data: tuple[str, ...], test_fraction: float, seed: int) -> tuple
     for entry in data:
         path = Path(entry)
         (direct if path.is_file() else found).extend(discover(path))
+    direct = list(dict.fromkeys(p.resolve() for p in direct))  # each image once; named files never held out
+    found = [p for p in dict.fromkeys(p.resolve() for p in found) if p not in set(direct)]
     if not direct and len(found) < 2:
         raise UsageError(f"data holds {len(found)} image(s); give at least 2 (or name a file to train on)")
     if len(found) < 2:
@@ -185,8 +187,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
                      "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
                      "degradations": list(config.kinds), "severity": list(config.severity)}
 
-    def on_epoch_end(epoch, m, record):
-        train_data.epoch = epoch + 1
+    def on_epoch_end(epochs_done, m, record):
+        train_data.epoch = epochs_done  # the next epoch's patches
         training = {"task": "train enhance", "data": [str(Path(d).resolve()) for d in config.data],
                     "train_images": [str(p.resolve()) for p in train_paths],
                     "test_images": [str(p.resolve()) for p in test_paths],
