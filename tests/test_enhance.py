@@ -285,3 +285,17 @@ def test_named_files_are_never_held_out(tmp_path):
                               0.2, 0)
     assert len(train) + len(test) == 6 and not set(train) & set(test)
     assert (tmp_path / "ds/sub/i4.png").resolve() in train
+
+
+def test_lung_sides_follow_dicom_patient_orientation():
+    from types import SimpleNamespace
+
+    from medvae.tasks.segment import rows_point_right
+
+    prob = np.zeros((60, 40), np.float32)
+    prob[5:25, 5:35] = 0.9
+    prob[35:55, 8:30] = 0.8
+    assert lung_labels(prob, right_at_small_x=False)[10, 10] == 2
+    image = SimpleNamespace(dicom=[{"PatientOrientation": ["R", "F"]}])
+    assert rows_point_right(image) and not rows_point_right(SimpleNamespace(dicom=[{"PatientOrientation": ["L", "F"]}]))
+    assert not rows_point_right(SimpleNamespace(dicom=[]))

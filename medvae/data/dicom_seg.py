@@ -1,7 +1,7 @@
 """Lung masks as DICOM Segmentation objects (highdicom), referencing the radiograph they were made from.
 
-One binary segment per lung (1 right lung, 2 left lung; SNOMED CT codes from highdicom's code
-library), algorithm type AUTOMATIC naming medvae's ResUNet++. highdicom builds the IOD (frame of
+One binary segment per lung (1 right lung, 2 left lung; coded with SNOMED CT's right and left lung
+structures), algorithm type AUTOMATIC naming medvae's ResUNet++. highdicom builds the IOD (frame of
 reference, dimension index, derivation references) the way dciodvfy expects.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import medvae
 from medvae.errors import InputError
 
-SEGMENTS = ((1, "Right lung", "RIGHT"), (2, "Left lung", "LEFT"))
+SEGMENTS = ((1, "Right lung", "3341006"), (2, "Left lung", "44029006"))  # SNOMED CT right/left lung structure
 
 
 def write_lung_seg(labels: np.ndarray, image, path: Path, *, overwrite: bool = False) -> Path:
@@ -22,6 +22,7 @@ def write_lung_seg(labels: np.ndarray, image, path: Path, *, overwrite: bool = F
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
 
     from medvae.data.atomic import atomic_path
 
@@ -40,10 +41,9 @@ def write_lung_seg(labels: np.ndarray, image, path: Path, *, overwrite: bool = F
         hd.seg.SegmentDescription(
             segment_number=number, segment_label=name, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=algorithm, segmented_property_category=codes.SCT.Organ,
-            segmented_property_type=codes.SCT.Lung,
-            anatomic_regions=None,
+            segmented_property_type=Code(code, "SCT", name),
         )
-        for number, name, _ in SEGMENTS
+        for number, name, code in SEGMENTS
     ]
     pixels = np.ascontiguousarray(labels.T.astype(np.uint8))  # (rows, columns) like the source's pixel data
     seg = hd.seg.Segmentation(

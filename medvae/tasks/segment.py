@@ -4,7 +4,7 @@ Per input: the radiograph (enhanced first with ``--enhance``, at full resolution
 resized to the model's size, segmented by the ResUNet++, and the probabilities are resized back to the
 input's grid, thresholded at 0.5 and cleaned (the two largest connected regions, holes filled). The two
 lungs are told apart by side: in a PA radiograph the patient's right lung is on the viewer's left
-(smaller x). Outputs, mirroring the input tree:
+(smaller x), unless a DICOM's PatientOrientation says its rows run toward the patient's right. Outputs, mirroring the input tree:
 
 * the mask in the input's geometry: ``png`` (8-bit, lungs 255; the public data sets' convention), ``nii``
   (labels 1 right lung, 2 left lung, with the input's affine) or ``dcm`` (a DICOM Segmentation object
@@ -56,11 +56,11 @@ def predict_lungs(model, info, unit: np.ndarray) -> np.ndarray:
     return np.clip(resize(prob, unit.shape), 0, 1)
 
 
-def lung_labels(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """uint8 labels from a probability map: 1 right lung (smaller x), 2 left lung, 0 elsewhere.
+def lung_labels(prob: np.ndarray, threshold: float = 0.5, right_at_small_x: bool = True) -> np.ndarray:
+    """uint8 labels from a probability map: 1 right lung, 2 left lung, 0 elsewhere.
 
-    Keeps the two largest connected regions above ``threshold`` with their holes filled; a region whose
-    centroid lies right of the image's middle is the left lung.
+    Keeps the two largest connected regions above ``threshold`` with their holes filled. The patient's right
+    is at small x (the viewer's left, as in a PA film) unless ``right_at_small_x`` is False.
     """
     from scipy.ndimage import binary_fill_holes, label
 
@@ -73,9 +73,17 @@ def lung_labels(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     middle = prob.shape[0] / 2
     for k in keep:
         region = binary_fill_holes(regions == k)
-        side = 1 if np.nonzero(region)[0].mean() < middle else 2
+        side = 1 if (np.nonzero(region)[0].mean() < middle) == right_at_small_x else 2
         labels[region & (labels == 0)] = side
     return labels
+
+
+def rows_point_right(image) -> bool:
+    """Whether a DICOM radiograph's rows run toward the patient's right (PatientOrientation ``R\\...``, an AP
+    or mirrored display), which puts the right lung at large x."""
+    header = image.dicom[0] if image.dicom else None
+    orientation = header.get("PatientOrientation") if header is not None else None
+    return bool(orientation) and str(orientation[0]).upper().startswith("R")
 
 
 def lung_areas(labels: np.ndarray, image, src: Path, dst: Path) -> LungAreas:
@@ -179,7 +187,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         if enhancer_net is not None:
             image = enhance_image(enhancer_net, image)
         unit = to_unit(image.array.reshape(image.array.shape[:2]))[0]
-        return image, lung_labels(predict_lungs(net, info, unit))
+        return image, lung_labels(predict_lungs(net, info, unit), right_at_small_x=not rows_point_right(image))
 
     def write(src: Path, dst: Path, image, result) -> tuple[Path, list[str]]:
         shown, labels = result  # the radiograph as segmented (enhanced with --enhance)
@@ -195,14 +203,15 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
                            progress=progress, desc="segmenting")
     for src, done in report.skipped:  # outputs from an earlier run still belong in the table
         try:
-            rows[src] = lung_areas(_labels_of(done, fmt), read_image(src), src, done)
+            source = read_image(src)
+            rows[src] = lung_areas(_labels_of(done, fmt, not rows_point_right(source)), source, src, done)
         except Exception as e:  # an unreadable old output: say so, keep the rest of the table
             report.notes.append((src, f"not in {CSV_NAME}: its earlier mask {done} cannot be read ({e})"))
     csv_path = write_csv([rows[src] for src in inputs if src in rows], output / CSV_NAME)
     return report, csv_path
 
 
-def _labels_of(mask: Path, fmt: str) -> np.ndarray:
+def _labels_of(mask: Path, fmt: str, right_at_small_x: bool = True) -> np.ndarray:
     """Right/left labels of a mask written earlier."""
     from medvae.data.io import read_image
 
@@ -212,4 +221,5 @@ def _labels_of(mask: Path, fmt: str) -> np.ndarray:
         return read_lung_seg(mask)
     array = read_image(mask).array
     array = array.reshape(array.shape[:2])
-    return array.astype(np.uint8) if fmt == "nii" else lung_labels((array > 0).astype(np.float32))
+    return array.astype(np.uint8) if fmt == "nii" else lung_labels((array > 0).astype(np.float32), 0.5,
+                                                                    right_at_small_x)
