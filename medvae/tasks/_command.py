@@ -37,3 +37,12 @@ def check_model_path(out: Path) -> None:
 def plain_config(config) -> dict:
     """The dataclass ``config`` as JSON-ready values (paths as strings)."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def fit_settings(config, state_path: Path):
+    """The :class:`medvae.train.TrainConfig` for a task config that has the usual training fields."""
+    from medvae.train import TrainConfig
+
+    return TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                       device=config.device, amp=config.amp, state_path=state_path, resume=config.resume,
+                       progress=config.progress)

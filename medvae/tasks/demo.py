@@ -118,6 +118,7 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     ``torchrun`` job.
     """
     from medvae import checkpoint, train
+    from medvae.tasks._command import fit_settings
     from medvae.data.transforms import mnist_preprocessing
 
     config = dataclasses.replace(config, **overrides) if config else MnistDemoConfig(**overrides)
@@ -140,9 +141,7 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
         model,
         train_data,
         test_data,
-        train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                          device=config.device, amp=config.amp, state_path=out / "train_state.pt", resume=config.resume,
-                          progress=config.progress),
+        fit_settings(config, out / "train_state.pt"),
         on_epoch_end=save,
     )
     if not main:

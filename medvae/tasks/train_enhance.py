@@ -154,7 +154,7 @@ class DegradedPatches:
 def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> EnhanceTrainResult | None:
     """Train the enhancer and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
-    from medvae.tasks._command import check_model_path, plain_config
+    from medvae.tasks._command import check_model_path, fit_settings, plain_config
     from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 
     config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
@@ -196,9 +196,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
                     "history": history}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
 
-    tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                           device=config.device, amp=config.amp, state_path=config.out.with_suffix(".state.pt"),
-                           resume=config.resume, progress=config.progress)
+    tc = fit_settings(config, config.out.with_suffix(".state.pt"))
     if config.resume and tc.state_path.is_file():  # carry on with the patches of the epoch it stopped at
         import torch
 

@@ -134,7 +134,7 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
     import torch
 
     from medvae import checkpoint, train
-    from medvae.tasks._command import check_model_path
+    from medvae.tasks._command import check_model_path, fit_settings
     from medvae.data.datasets import TensorBatches
 
     config = dataclasses.replace(config, **overrides) if config else GenerativeTrainConfig(**overrides)
@@ -168,9 +168,7 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
         if config.previews:
             write_previews(m, preview_images, fixed_z, stem)
 
-    tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                           device=config.device, amp=config.amp, state_path=Path(f"{stem}.state.pt"),
-                           resume=config.resume, progress=config.progress)
+    tc = fit_settings(config, Path(f"{stem}.state.pt"))
     record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
     if not train.is_main_process():
         return None

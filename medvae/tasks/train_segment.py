@@ -117,7 +117,7 @@ class AugmentedPairs:
 def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> SegmentTrainResult | None:
     """Train the lung segmenter and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
-    from medvae.tasks._command import check_model_path, plain_config
+    from medvae.tasks._command import check_model_path, fit_settings, plain_config
     from medvae.data.lung_datasets import lung_pairs
     from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
     from medvae.tasks.train_generative import split
@@ -149,9 +149,7 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
                     "config": plain_config(config), **record.to_dict(), "command": _command(config)}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
 
-    tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                           device=config.device, amp=config.amp, state_path=config.out.with_suffix(".state.pt"),
-                           resume=config.resume, progress=config.progress)
+    tc = fit_settings(config, config.out.with_suffix(".state.pt"))
     record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
     if not train.is_main_process():
         return None

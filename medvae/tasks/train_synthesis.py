@@ -155,7 +155,7 @@ def build(config: SynthesisTrainConfig):
 def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> SynthesisTrainResult | None:
     """Train a synthesis model on subject folders and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
-    from medvae.tasks._command import check_model_path, plain_config
+    from medvae.tasks._command import check_model_path, fit_settings, plain_config
     from medvae.data.datasets import TensorBatches
     from medvae.data.paired import prepare_subject
     from medvae.tasks.train_generative import split
@@ -208,9 +208,7 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
         if config.previews:
             write_preview(m, preview, scale, Path(f"{stem}.preview.png"))
 
-    tc = train.TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                           device=config.device, amp=config.amp, state_path=Path(f"{stem}.state.pt"),
-                           resume=config.resume, progress=config.progress)
+    tc = fit_settings(config, Path(f"{stem}.state.pt"))
     record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
     if not train.is_main_process():
         return None
