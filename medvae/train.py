@@ -46,6 +46,10 @@ class TrainConfig:
     progress: show a progress bar and one line per epoch.
     tensorboard: folder for TensorBoard logs (needs the ``tensorboard`` package).
     num_workers: DataLoader workers for datasets not held in memory.
+    lr_schedule: ``"constant"``, or ``"cosine"``: the rate falls from ``lr`` to 0 along a half cosine over
+        the epochs (set per epoch from the epoch number, so a resumed run continues the same curve).
+    channels_last: run a 2-D model and its batches in channels-last memory order (oneDNN convolves
+        batch-normalised 2-D networks about 1.5x faster so on CPUs).
     """
 
     epochs: int = 10
@@ -59,8 +63,12 @@ class TrainConfig:
     progress: bool = True
     tensorboard: Path | None = None
     num_workers: int = 0
+    lr_schedule: str = "constant"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise UsageError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         check_positive("epochs", self.epochs)
         check_positive("batch_size", self.batch_size)
         check_positive("lr", self.lr, integer=False)
@@ -183,8 +191,14 @@ def _loader(data, batch_size: int, shuffle: bool, seed: int, epoch: int, num_wor
     yield from DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+def _to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    def move(v):
+        if not isinstance(v, Tensor):
+            return v
+        v = v.to(device, non_blocking=True)
+        return v.contiguous(memory_format=torch.channels_last) if channels_last and v.ndim == 4 else v
+
+    return {k: move(v) for k, v in batch.items()}
 
 
 class _LossModule(nn.Module):
@@ -266,6 +280,8 @@ def fit(
     rank, _, world_size = world()
     main = rank == 0
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     gan = hasattr(model, "discriminator_loss")  # a VAE-GAN: the discriminator has its own optimiser
     if gan and distributed:
         raise UsageError("training a VAE-GAN under torchrun is not supported yet; run it in one process")
@@ -310,13 +326,16 @@ def fit(
         torch.manual_seed(_epoch_seed(config.seed, epoch, rank))
         if hasattr(model, "set_epoch"):  # warm-up schedules (KL, adversarial weight)
             model.set_epoch(epoch)
+        if config.lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
         model.train()
         t0 = time.perf_counter()
         sums: dict[str, Tensor] = {}
         n_seen = 0
         bar = _progress(train, config, epoch, enabled=config.progress and main)
         for step, batch in enumerate(_loader(train, config.batch_size, True, config.seed, epoch, config.num_workers)):
-            batch = _to_device(batch, device)
+            batch = _to_device(batch, device, config.channels_last)
             loss, terms = compute(batch)
             if not torch.isfinite(loss.detach()):
                 raise TrainingError(

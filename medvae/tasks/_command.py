@@ -4,6 +4,8 @@ and the model file name."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
 from pathlib import Path
 
 from medvae.errors import UsageError
@@ -12,7 +14,8 @@ from medvae.errors import UsageError
 def changed_options(config, defaults, skip: tuple[str, ...]) -> list[str]:
     """``--name value`` for each field of the dataclass ``config`` that differs from ``defaults``.
 
-    Booleans become ``--name`` / ``--no-name`` and tuples ``--name a,b``; fields in ``skip`` are left out.
+    Booleans become ``--name`` / ``--no-name``, tuples ``--name a,b`` and paths their file name; fields in
+    ``skip`` are left out.
     """
     parts = []
     for f in dataclasses.fields(config):
@@ -24,7 +27,10 @@ def changed_options(config, defaults, skip: tuple[str, ...]) -> list[str]:
             if isinstance(value, bool):
                 parts.append(f"--{name}" if value else f"--no-{name}")
             else:
-                parts.append(f"--{name} {','.join(map(str, value)) if isinstance(value, tuple) else value}")
+                # a model file is named, not where it lay: the record holds no machine's own folders
+                text = (",".join(map(str, value)) if isinstance(value, tuple) else
+                        value.name if isinstance(value, Path) else str(value))
+                parts.append(f"--{name} {shlex.quote(text)}")
     return parts
 
 
@@ -45,4 +51,16 @@ def fit_settings(config, state_path: Path):
 
     return TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                        device=config.device, amp=config.amp, state_path=state_path, resume=config.resume,
-                       progress=config.progress)
+                       progress=config.progress, lr_schedule=getattr(config, "lr_schedule", "constant"),
+                       channels_last=getattr(config, "channels_last", False))
+
+
+def portable_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` relative to the data folder ``root`` (or its file name when outside it): what a model file
+    records of its training images, so no machine's own folders end up in it."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    root = root if root.is_dir() else root.parent
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
