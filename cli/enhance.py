@@ -30,6 +30,10 @@ def enhance(
     = 1024,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    check: Annotated[bool, typer.Option(help="Say which inputs do not look like frontal chest films (a note per "
+                                             "file, and chest_check.csv for a folder).")] = True,
+    checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
+                                                         "(default: the one shipped with medvae).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that exist (they are skipped otherwise).")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -37,7 +41,8 @@ def enhance(
     from medvae.tasks.enhance import EnhanceOptions
     from medvae.tasks.enhance import enhance as run
 
-    options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device)
+    options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device, check=check,
+                             checker=checker)
     _finish(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress),
             "enhanced")
 

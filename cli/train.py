@@ -136,13 +136,20 @@ def synthesis(
 @app.command("enhance")
 def enhance(
     data: Annotated[list[str], typer.Option(help="Clean radiographs: a file (always trained on) or a folder "
-                                                 "(split by image); repeat for several.")],
+                                                 "(split by patient); repeat for several.")],
     init: Annotated[Optional[Path], typer.Option(help="Fine-tune this enhancer (its architecture options win).")]
     = None,
     patch: Annotated[int, typer.Option(help="Training patch size (pixels).")] = 128,
     patches_per_epoch: Annotated[int, typer.Option(help="Random degraded patches per epoch.")] = 1024,
     kinds: Annotated[str, typer.Option(help="Degradations to train on.")] = "noise,blur,contrast,grid,exposure",
     severity: Annotated[str, typer.Option(help="Severity range low,high within 0..1.")] = "0.1,1.0",
+    clean_fraction: Annotated[float, typer.Option(help="Share of patches left undegraded (the model learns to "
+                                                       "leave a good film alone).")] = 0.1,
+    patients: Annotated[Optional[str], typer.Option(help="A CSV naming each image's patient; default: index.csv "
+                                                         "beside each folder, else each image is its own "
+                                                         "patient.")] = None,
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (falls to 0 over the epochs).")]
+    = "constant",
     channels: Annotated[str, typer.Option(help="U-Net channels per level.")] = "16,32,64,128",
     latent_channels: Annotated[int, typer.Option(help="Channels of the variational bottleneck.")] = 8,
     norm: Annotated[str, typer.Option(help="batch (exact tiling, fast channels-last inference), instance or "
@@ -169,6 +176,7 @@ def enhance(
         kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
         severity=parse_floats("--severity", severity, 2), channels=parse_ints("--channels", channels),
         latent_channels=latent_channels, norm=norm, beta=beta, epochs=epochs, batch_size=batch_size, lr=lr,
+        clean_fraction=clean_fraction, patients=patients, lr_schedule=lr_schedule,
         test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
     result = run_task(train_enhance, config)
     if result is None:
@@ -190,7 +198,25 @@ def segment(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    test_fraction: Annotated[float, typer.Option(help="Share of images held out.")] = 0.2,
+    test_fraction: Annotated[float, typer.Option(help="Share of images held out, whole patients at a time; 0 "
+                                                      "trains on every image.")] = 0.2,
+    patients: Annotated[Optional[str], typer.Option(help="A CSV naming each image's patient (columns like "
+                                                         "image, patient_id); default: index.csv beside the "
+                                                         "images folder, else each image is its own patient.")]
+    = None,
+    folds: Annotated[int, typer.Option(help="Patient-level cross-validation: split the patients into FOLDS "
+                                            "folds and hold out --fold.")] = 0,
+    fold: Annotated[int, typer.Option(help="The fold held out (0 .. FOLDS-1).")] = 0,
+    mask_convention: Annotated[str, typer.Option(help="What the masks count as lung (stored in the model file), "
+                                                      "e.g. 'retrocardiac lung included'.")] = "",
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (falls to 0 over the epochs).")] = "cosine",
+    calibrate: Annotated[Optional[str], typer.Option(help="Chest films (a folder) that set the range of the "
+                                                          "'looks like a frontal chest film' check: the "
+                                                          "training part of a patient split of them; default: "
+                                                          "the training films.")] = None,
+    calibrate_holdout: Annotated[float, typer.Option(help="Share of --calibrate's films held out (whole "
+                                                          "patients) to measure false alarms on.")] = 0.15,
+    calibrate_films: Annotated[int, typer.Option(help="At most this many --calibrate films set the range.")] = 300,
     out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
     = Path("medvae-segmenter.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -205,11 +231,14 @@ def segment(
     config = run_task(
         SegmentTrainConfig, images=images, masks=masks, out=out, size=size,
         channels=parse_ints("--channels", channels), epochs=epochs, batch_size=batch_size, lr=lr,
-        test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
+        test_fraction=test_fraction, patients=patients, folds=folds, fold=fold, mask_convention=mask_convention,
+        lr_schedule=lr_schedule, calibrate=calibrate, calibrate_holdout=calibrate_holdout,
+        calibrate_films=calibrate_films, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
     result = run_task(train_segment, config)
     if result is None:
         return
     r = result.record
+    val = f": held-out loss {r['val_loss'][-1]:.4f}" if r["val_loss"] else ""
     typer.echo(f"trained the segmenter on {len(result.train_images)} images ({len(result.test_images)} held out) "
-               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s: validation loss {r['val_loss'][-1]:.4f}")
+               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s{val}")
     typer.echo(f"wrote {result.model_path}")

@@ -66,7 +66,7 @@ def test_train_enhance_fine_tunes_from_init(enhancer, phantoms, tmp_path):
     before, after = load_file(str(enhancer)), load_file(str(out))
     weights = [k for k in before if "running" not in k and "num_batches" not in k]
     assert all(np.allclose(before[k], after[k], atol=1e-5) for k in weights)  # lr ~0: the init's weights
-    assert f"--init {enhancer}" in read_model_info(out).training["command"]
+    assert f"--init {enhancer.name}" in read_model_info(out).training["command"]  # named, not where it lay
 
 
 @pytest.mark.parametrize("args, message", [
@@ -94,8 +94,9 @@ def test_evaluate_enhance_prints_the_table_and_checks(enhancer, phantoms):
                                  "--kinds", "noise,grid", "--severities", "0.5"])
     assert result.exit_code == 0, result.output
     assert "| noise | 0.5 |" in result.stdout and "| grid | 0.5 |" in result.stdout
-    assert result.stdout.count("PASS") + result.stdout.count("MISS") == 2
-    assert "1 clean images" in result.stdout  # the 5 it trained on are left out
+    assert result.stdout.count("PASS") + result.stdout.count("MISS") == 3  # noise, grid, do no harm
+    assert "1 clean films" in result.stdout  # the 5 it trained on are left out
+    assert "tuned per row on 4 training films" in result.stdout  # ... and 4 of them tune the baselines
 
 
 def test_evaluate_segment_prints_dice_and_hausdorff(segmenter, enhancer, phantoms):

@@ -27,12 +27,16 @@ DEFAULT_OVERLAP = 64
 @dataclass
 class EnhanceOptions:
     """How ``enhance`` runs. ``tile``: the largest tile side (pixels) before an image is split; ``overlap``:
-    pixels shared by neighbouring tiles; ``compare``: a folder for before/after PNGs."""
+    pixels shared by neighbouring tiles; ``compare``: a folder for before/after PNGs; ``check``: say which
+    inputs do not look like frontal chest films, by the lung segmenter ``checker`` (None: the packaged one;
+    see :mod:`medvae.tasks.chest_check`)."""
 
     tile: int = DEFAULT_TILE
     overlap: int = DEFAULT_OVERLAP
     compare: Path | None = None
     device: str = "auto"
+    check: bool = True
+    checker: Path | None = None
 
 
 def load_model_of_kind(path: str | os.PathLike | None, kind: str, option: str = "--model", device: str = "cpu"):
@@ -171,6 +175,7 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     from medvae.data.batch import check_output_location, discover, run_batch
     from medvae.data.io import format_from_suffix, read_image, write_image
     from medvae.tasks._pipeline import pipelined
+    from medvae.tasks.chest_check import CSV_NAME, check_image, verdict_text, write_check_csv
     from medvae.train import resolve_device
 
     options = options or EnhanceOptions()
@@ -184,24 +189,36 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     if options.compare is not None:
         check_output_location(input, options.compare)
     inputs = discover(input)
-    net, _ = load_model_of_kind(model, "enhancer", device=str(resolve_device(options.device)))
+    device = str(resolve_device(options.device))
+    net, _ = load_model_of_kind(model, "enhancer", device=device)
+    checker = load_model_of_kind(options.checker, "segmenter", "--checker", device=device) if options.check else None
     _configure_threads()
+    verdicts: dict[str, tuple[str, str]] = {}
 
     def compute(image):
-        return enhance_image(net, image, tile=options.tile, overlap=options.overlap)
+        enhanced = enhance_image(net, image, tile=options.tile, overlap=options.overlap)
+        verdict = None
+        if checker is not None:
+            verdict = check_image(*checker, to_unit(image.array.reshape(image.array.shape[:2]))[0])
+        return enhanced, verdict
 
     def write(src: Path, dst: Path, image, result) -> tuple[Path, list[str]]:
+        result, verdict = result
         # a folder keeps each input's format; one output file named with a suffix gets that format
         written = write_image(result, dst, fmt=None if single else image.format,
                               operation="enhance (medvae VAE-U-Net)", overwrite=overwrite)
         if options.compare is not None:
             rel = src.relative_to(input) if src != input else Path(src.name)
             write_compare(image, result, options.compare / rel.parent, rel.name)
-        return written, []
+        verdicts[str(src)] = (str(written), verdict_text(verdict))
+        return written, [verdict.note()] if verdict is not None and not verdict.ok else []
 
     with pipelined(inputs, read_image, compute, write) as process:
-        return run_batch(inputs, input, output, process, suffix=own_suffix, overwrite=overwrite,
-                         progress=progress, single_output=output if single else None, desc="enhancing")
+        report = run_batch(inputs, input, output, process, suffix=own_suffix, overwrite=overwrite,
+                           progress=progress, single_output=output if single else None, desc="enhancing")
+    if verdicts and not single and checker is not None:
+        write_check_csv(output / CSV_NAME, verdicts)
+    return report
 
 
 def _configure_threads() -> None:

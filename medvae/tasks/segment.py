@@ -11,7 +11,8 @@ lungs are told apart by side: in a PA radiograph the patient's right lung is on 
   via highdicom with one segment per lung, referencing the source image; DICOM inputs only);
 * ``<name>.overlay.png``: the radiograph with the right lung tinted blue and the left orange;
 * ``lung_areas.csv`` in the output folder: each lung's area in pixels, and in cm² where the pixel
-  spacing is known.
+  spacing is known, and the chest check: ``ok``, or why the input does not look like a frontal chest
+  radiograph (:mod:`medvae.tasks.chest_check`; also a note in the report), or empty for a model without one.
 """
 
 from __future__ import annotations
@@ -40,20 +41,18 @@ class LungAreas:
     left_px: int
     right_cm2: float | None
     left_cm2: float | None
+    chest_check: str = ""  # "ok", what looks wrong, or "" where not checked
 
 
-def predict_lungs(model, info, unit: np.ndarray) -> np.ndarray:
-    """Lung probability for a 2-D image in [0, 1], shape ``(x, y)`` → same shape."""
-    import torch
-
+def predict_lungs(model, info, unit: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
+    """Lung probability for a 2-D image in [0, 1], shape ``(x, y)`` → same shape (``small``: the probability
+    at the model's own size, if already computed)."""
+    from medvae.tasks.chest_check import model_probability
     from medvae.tasks.train_segment import resize
 
-    size = int(info.preprocessing.get("size", 256))
-    device = next(model.parameters()).device
-    x = torch.from_numpy(resize(unit, (size, size)))[None, None].to(device)
-    with torch.inference_mode():
-        prob = model.predict(x)[0, 0].float().cpu().numpy()
-    return np.clip(resize(prob, unit.shape), 0, 1)
+    if small is None:
+        small = model_probability(model, int(info.preprocessing.get("size", 256)), unit)
+    return np.clip(resize(small, unit.shape), 0, 1)
 
 
 def lung_labels(prob: np.ndarray, threshold: float = 0.5, right_at_small_x: bool = True) -> np.ndarray:
@@ -86,12 +85,16 @@ def rows_point_right(image) -> bool:
     return bool(orientation) and str(orientation[0]).upper().startswith("R")
 
 
-def lung_areas(labels: np.ndarray, image, src: Path, dst: Path) -> LungAreas:
-    """The CSV row for ``labels`` on ``image``'s grid (pixel area from its spacing when known)."""
+def lung_areas(labels: np.ndarray, image, src: Path, dst: Path, verdict=None) -> LungAreas:
+    """The CSV row for ``labels`` on ``image``'s grid (pixel area from its spacing when known) and the chest
+    check's ``verdict`` (a :class:`medvae.tasks.chest_check.CheckResult`, or None where not checked)."""
     right, left = int((labels == 1).sum()), int((labels == 2).sum())
     cm2 = float(np.prod(image.spacing[:2])) / 100 if image.spacing_known else None
+    from medvae.tasks.chest_check import verdict_text
+
+    check = verdict_text(verdict)
     return LungAreas(str(src), str(dst), right, left, round(right * cm2, 3) if cm2 else None,
-                     round(left * cm2, 3) if cm2 else None)
+                     round(left * cm2, 3) if cm2 else None, check)
 
 
 def write_mask(labels: np.ndarray, image, dst: Path, fmt: str, overwrite: bool) -> Path:
@@ -134,10 +137,11 @@ def write_csv(rows: list[LungAreas], path: Path) -> Path:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["input", "mask", "right_lung_px", "left_lung_px", "right_lung_cm2", "left_lung_cm2"])
+    writer.writerow(["input", "mask", "right_lung_px", "left_lung_px", "right_lung_cm2", "left_lung_cm2",
+                     "chest_check"])
     for r in rows:
         writer.writerow([r.input, r.mask, r.right_px, r.left_px, "" if r.right_cm2 is None else r.right_cm2,
-                         "" if r.left_cm2 is None else r.left_cm2])
+                         "" if r.left_cm2 is None else r.left_cm2, r.chest_check])
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         Path(tmp).write_text(buffer.getvalue())
@@ -162,6 +166,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     from medvae.data.batch import check_output_location, discover, run_batch
     from medvae.data.io import read_image
     from medvae.tasks._pipeline import pipelined
+    from medvae.tasks.chest_check import check_image, model_probability
     from medvae.tasks.enhance import enhance_image, load_model_of_kind, to_unit
     from medvae.train import resolve_device
 
@@ -187,15 +192,19 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         if enhancer_net is not None:
             image = enhance_image(enhancer_net, image)
         unit = to_unit(image.array.reshape(image.array.shape[:2]))[0]
-        return image, lung_labels(predict_lungs(net, info, unit), right_at_small_x=not rows_point_right(image))
+        small = model_probability(net, int(info.preprocessing.get("size", 256)), unit)
+        labels = lung_labels(predict_lungs(net, info, unit, small), right_at_small_x=not rows_point_right(image))
+        return image, labels, check_image(net, info, unit, small)
 
     def write(src: Path, dst: Path, image, result) -> tuple[Path, list[str]]:
-        shown, labels = result  # the radiograph as segmented (enhanced with --enhance)
+        shown, labels, verdict = result  # the radiograph as segmented (enhanced with --enhance)
         base = dst.name[: -len(FORMATS[fmt])] if dst.name.endswith(FORMATS[fmt]) else dst.name
         write_overlay(shown, labels, dst.parent / f"{base}.overlay.png")  # first: a mask means all is written
         written = write_mask(labels, image, dst, fmt, overwrite)
-        rows[src] = lung_areas(labels, image, src, written)
+        rows[src] = lung_areas(labels, image, src, written, verdict)
         notes = [] if (labels > 0).any() else ["no lungs found"]
+        if verdict is not None and not verdict.ok:
+            notes.append(verdict.note())
         return written, notes
 
     with pipelined(inputs, read_image, compute, write) as process:

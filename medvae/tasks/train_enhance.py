@@ -6,9 +6,13 @@ Training pairs are made on the fly: a random patch of a clean image (at full res
 patch. So a handful of real images suffices. Every image is mapped to [0, 1] by its own minimum and
 maximum, exactly as ``medvae enhance`` maps its inputs.
 
-Images named directly (files) are always trained on; images found in folders are split by image, and
-the held-out ones give the validation loss and are stored in the model file for ``medvae evaluate
-enhance``.
+A share of the patches (``clean_fraction``) is left undegraded, so the model also learns to leave a good
+film alone.
+
+Images named directly (files) are always trained on; images found in folders are split **by patient** (the
+patient of each image from ``--patients`` or an ``index.csv`` beside the folder, see
+:mod:`medvae.data.patients`; an image no table names is its own patient), and the held-out ones give the
+validation loss and are stored in the model file for ``medvae evaluate enhance``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ class EnhanceTrainConfig:
     beta: float = 1e-4
     kinds: tuple[str, ...] = ("noise", "blur", "contrast", "grid", "exposure")
     severity: tuple[float, float] = (0.1, 1.0)
+    clean_fraction: float = 0.1
+    patients: str | None = None
+    lr_schedule: str = "constant"
     epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
@@ -70,6 +77,8 @@ class EnhanceTrainConfig:
             raise UsageError(f"severity must be two numbers 0 <= low <= high <= 1, got {self.severity}")
         if not 0 < self.test_fraction < 1:
             raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+        if not 0 <= self.clean_fraction < 1:
+            raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}")
 
 
 @dataclass
@@ -92,22 +101,27 @@ def read_unit(path: Path) -> np.ndarray:
     return to_unit(array)[0]
 
 
-def image_split(data: tuple[str, ...], test_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """``(train, test)`` image paths: files given directly train; images in folders are split by image."""
+def image_split(data: tuple[str, ...], test_fraction: float, seed: int, patients: str | None = None
+                ) -> tuple[list[Path], list[Path]]:
+    """``(train, test)`` image paths: files given directly train; images in folders are split by patient
+    (see the module docstring)."""
     from medvae.data.batch import discover
-    from medvae.tasks.train_generative import split
+    from medvae.data.patients import patient_split, patients_of
 
-    direct, found = [], []
+    direct, found, owner = [], [], {}
     for entry in data:
         path = Path(entry)
-        (direct if path.is_file() else found).extend(discover(path))
-    direct = list(dict.fromkeys(p.resolve() for p in direct))  # each image once; named files never held out
-    found = [p for p in dict.fromkeys(p.resolve() for p in found) if p not in set(direct)]
+        images = [p.resolve() for p in discover(path)]
+        (direct if path.is_file() else found).extend(images)
+        if not path.is_file():
+            owner.update(zip(images, patients_of(images, patients, path)[0]))
+    direct = list(dict.fromkeys(direct))  # each image once; named files never held out
+    found = [p for p in dict.fromkeys(found) if p not in set(direct)]
     if not direct and len(found) < 2:
         raise UsageError(f"data holds {len(found)} image(s); give at least 2 (or name a file to train on)")
-    if len(found) < 2:
+    if len({owner[p] for p in found}) < 2:
         return direct + found, []
-    train_idx, test_idx = split(len(found), test_fraction, seed)
+    train_idx, test_idx = patient_split([owner[p] for p in found], test_fraction, seed)
     return direct + [found[i] for i in train_idx], [found[i] for i in test_idx]
 
 
@@ -117,7 +131,8 @@ class DegradedPatches:
     Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``: set :attr:`epoch` before each epoch.
     """
 
-    def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int) -> None:
+    def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int,
+                 clean_fraction: float = 0.0) -> None:
         from skimage.transform import downscale_local_mean
 
         self.pyramid = []  # (image, scale) for every scale at which the image still holds a patch
@@ -129,6 +144,7 @@ class DegradedPatches:
         if not self.pyramid:
             raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch")
         self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
+        self.clean_fraction = clean_fraction
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -146,7 +162,10 @@ class DegradedPatches:
         if rng.random() < 0.5:
             clean = clean[::-1]  # left-right: the body is near enough symmetric for texture
         clean = np.ascontiguousarray(clean)
-        degraded, _ = random_degradation(clean, rng, kinds=self.kinds, severity=self.severity)
+        if rng.random() < self.clean_fraction:  # a good film: learn to leave it alone
+            degraded = clean
+        else:
+            degraded, _ = random_degradation(clean, rng, kinds=self.kinds, severity=self.severity)
         return {"image": torch.from_numpy(degraded[None].astype(np.float32)),
                 "target": torch.from_numpy(clean[None].astype(np.float32))}
 
@@ -154,7 +173,7 @@ class DegradedPatches:
 def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> EnhanceTrainResult | None:
     """Train the enhancer and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
-    from medvae.tasks._command import check_model_path, fit_settings, plain_config
+    from medvae.tasks._command import check_model_path, fit_settings, plain_config, portable_path
     from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 
     config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
@@ -163,7 +182,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
-    train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed)
+    train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed, config.patients)
     history: list[str] = []  # the commands that made the init model, oldest first
     if config.init is not None:  # fine-tune: the architecture comes from the model file
         from medvae.tasks.enhance import load_model_of_kind
@@ -176,7 +195,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     else:
         model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
                                              norm=config.norm, beta=config.beta))
-    options = dict(kinds=config.kinds, severity=config.severity)
+    options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction)
     train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
                                  seed=config.seed, **options)
     val_data = None
@@ -185,13 +204,20 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         val_data = [val[i] for i in range(len(val))]
     preprocessing = {"pipeline": "enhance", "normalize": "min-max per image to [0, 1]",
                      "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
-                     "degradations": list(config.kinds), "severity": list(config.severity)}
+                     "degradations": list(config.kinds), "severity": list(config.severity),
+                     "clean_fraction": config.clean_fraction}
+
+    folders = [Path(d) for d in config.data if Path(d).is_dir()]
+
+    def recorded(path: Path) -> str:  # relative to the --data folder it came from: no machine's own folders
+        root = next((f for f in folders if path.is_relative_to(f.resolve())), path.parent)
+        return portable_path(path, root)
 
     def on_epoch_end(epochs_done, m, record):
         train_data.epoch = epochs_done  # the next epoch's patches
-        training = {"task": "train enhance", "data": [str(Path(d).resolve()) for d in config.data],
-                    "train_images": [str(p.resolve()) for p in train_paths],
-                    "test_images": [str(p.resolve()) for p in test_paths],
+        training = {"task": "train enhance", "data": list(config.data),
+                    "train_images": [recorded(p) for p in train_paths],
+                    "test_images": [recorded(p) for p in test_paths],
                     "config": plain_config(config), **record.to_dict(), "command": _command(config),
                     "history": history}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)

@@ -4,8 +4,18 @@ Images and masks come from :func:`medvae.data.lung_datasets.lung_pairs`, which r
 ``--images DIR --masks DIR`` pair of folders or the public sets' own layouts (Montgomery, Shenzhen,
 JSRT + SCR). Every radiograph is mapped to [0, 1] by its minimum and maximum and resized to ``size``²
 (the whole image: lungs fill most of a chest radiograph); masks are resized with nearest neighbours.
-Training uses MONAI random affine and contrast augmentation. Images are split for validation (Dice on
-the held-out ones, printed each epoch) and the held-out list is stored in the model file.
+Training uses MONAI random affine and contrast augmentation.
+
+Images are held out **by patient**: the patient of each image comes from an index CSV (``--patients``, or an
+``index.csv`` beside the images folder or in its parent, as the shared lung set has; see
+:mod:`medvae.data.patients`), and an image no table names is its own patient. ``--folds K --fold I`` holds out
+fold ``I`` of a patient-level K-fold split (train K models, one per fold, and ``medvae evaluate segment`` scores
+each on its own fold); otherwise ``--test-fraction`` of the images is held out, whole patients at a time, and
+``--test-fraction 0`` trains on every image. The held-out images' loss is printed each epoch (nothing is chosen
+by it: the model kept is the last epoch's) and their list is stored in the model file.
+
+The masks' convention is the model's: trained on the V7 Labs masks of the shared lung set, the retrocardiac
+lung (behind the heart) is lung; trained on JSRT/Montgomery masks, it is not.
 """
 
 from __future__ import annotations
@@ -33,6 +43,15 @@ class SegmentTrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     test_fraction: float = 0.2
+    patients: str | None = None
+    mask_convention: str = ""
+    calibrate: str | None = None
+    calibrate_holdout: float = 0.15
+    calibrate_films: int = 300
+    folds: int = 0
+    fold: int = 0
+    lr_schedule: str = "cosine"
+    channels_last: bool = True
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -46,8 +65,12 @@ class SegmentTrainConfig:
         multiple = 2 ** (len(self.channels) - 1)
         if self.size % multiple or self.size < 4 * multiple:
             raise UsageError(f"size {self.size} must be a multiple of {multiple} and at least {4 * multiple}; try 256")
-        if not 0 < self.test_fraction < 1:
-            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+        if not 0 <= self.test_fraction < 1:
+            raise UsageError(f"test_fraction must be at least 0 and below 1, got {self.test_fraction}")
+        if self.folds == 1 or self.folds < 0:
+            raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, got {self.folds}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise UsageError(f"fold must be between 0 and folds - 1 ({self.folds - 1}), got {self.fold}")
 
 
 @dataclass
@@ -117,10 +140,11 @@ class AugmentedPairs:
 def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> SegmentTrainResult | None:
     """Train the lung segmenter and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
-    from medvae.tasks._command import check_model_path, fit_settings, plain_config
+    from medvae.tasks import chest_check
+    from medvae.tasks._command import check_model_path, fit_settings, plain_config, portable_path
     from medvae.data.lung_datasets import lung_pairs
+    from medvae.data.patients import fold_split, patient_split, patients_of
     from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
-    from medvae.tasks.train_generative import split
 
     config = dataclasses.replace(config, **overrides) if config else SegmentTrainConfig(**overrides)
     if not config.images:
@@ -131,33 +155,90 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
     pairs = lung_pairs(Path(config.images), Path(config.masks) if config.masks else None)
     if len(pairs) < 2:
         raise UsageError(f"images: found {len(pairs)} image(s) with masks; need at least 2 to hold one out")
-    train_idx, test_idx = split(len(pairs), config.test_fraction, config.seed)
+    patients, index = patients_of([p.image for p in pairs], config.patients, Path(config.images))
+    if config.folds:
+        train_idx, test_idx = fold_split(patients, config.folds, config.fold, config.seed)
+    elif config.test_fraction > 0:
+        train_idx, test_idx = patient_split(patients, config.test_fraction, config.seed)
+    else:
+        train_idx, test_idx = np.arange(len(pairs)), np.array([], dtype=int)
+    split = {"by": "patient", "patient_index": index.name if index else None,
+             "patients": len(set(patients)), "folds": config.folds, "fold": config.fold if config.folds else None,
+             "test_patients": sorted({patients[i] for i in test_idx})}
     loaded = [load_pair(p, config.size) for p in pairs]
-    stack = {name: np.stack([loaded[i][k] for i in idx]) for name, idx, k in
+    empty = np.zeros((0, config.size, config.size), np.float32)
+    stack = {name: np.stack([loaded[i][k] for i in idx]) if len(idx) else empty for name, idx, k in
              (("train_x", train_idx, 0), ("train_y", train_idx, 1), ("test_x", test_idx, 0), ("test_y", test_idx, 1))}
     train_data = AugmentedPairs(stack["train_x"], stack["train_y"], config.seed)
-    val_data = AugmentedPairs(stack["test_x"], stack["test_y"], config.seed, augment=False)
+    val_data = AugmentedPairs(stack["test_x"], stack["test_y"], config.seed, augment=False) if len(test_idx) else None
     model = SegmenterModel(SegmenterConfig(channels=config.channels))
     preprocessing = {"pipeline": "segment", "normalize": "min-max per image to [0, 1]", "size": config.size,
                      "multiple": model.config.multiple, "labels": {"1": "lungs"}}
 
+    def training(record):
+        return {"task": "train segment", "images": config.images, "masks": config.masks,
+                "train_images": [portable_path(pairs[i].image, config.images) for i in train_idx],
+                "test_images": [portable_path(pairs[i].image, config.images) for i in test_idx], "split": split,
+                "mask_convention": config.mask_convention, "data_attribution": attribution(index),
+                "config": plain_config(config), **record.to_dict(), "command": _command(config)}
+
     def on_epoch_end(epoch, m, record):
-        training = {"task": "train segment", "images": str(Path(config.images).resolve()),
-                    "masks": str(Path(config.masks).resolve()) if config.masks else None,
-                    "train_images": [str(pairs[i].image.resolve()) for i in train_idx],
-                    "test_images": [str(pairs[i].image.resolve()) for i in test_idx],
-                    "config": plain_config(config), **record.to_dict(), "command": _command(config)}
-        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
+        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training(record))
 
     tc = fit_settings(config, config.out.with_suffix(".state.pt"))
     record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
     if not train.is_main_process():
         return None
+    # the chest check's ranges, from the final model (see medvae.tasks.chest_check)
+    model.eval()
+    films, where = calibration_films(config, list(stack["train_x"]))
+    preprocessing["chest_check"] = {**chest_check.calibrate(model, config.size, films), **where}
+    checkpoint.save_model(config.out, model, preprocessing=preprocessing, training=training(record))
     result = record.to_dict()
     result["wall_seconds"] = time.perf_counter() - started
     return SegmentTrainResult(config.out, result, [str(pairs[i].image) for i in train_idx],
                               [str(pairs[i].image) for i in test_idx])
 
+
+
+def calibration_films(config: SegmentTrainConfig, training_films: list[np.ndarray]) -> tuple[list, dict]:
+    """The chest films that set the chest check's ranges, and where they came from: the training part of a
+    patient split of ``config.calibrate``'s films (at most ``calibrate_films``, first by name), else the
+    segmenter's own training films."""
+    from medvae.data.batch import discover
+    from medvae.data.patients import patient_split, patients_of
+    from medvae.tasks.train_enhance import read_unit
+
+    if not config.calibrate:
+        return training_films, {"calibrated_on": "the training films"}
+    paths = sorted(discover(Path(config.calibrate)), key=lambda p: p.name)
+    patients, _ = patients_of(paths, None, Path(config.calibrate))
+    train_idx, test_idx = patient_split(patients, config.calibrate_holdout, config.seed)
+    chosen = [paths[i] for i in train_idx][: config.calibrate_films]
+    return [resize(read_unit(p), (config.size, config.size)) for p in chosen], {
+        "calibrated_on": config.calibrate, "calibration_images": [p.name for p in chosen],
+        "held_out_images": [paths[i].name for i in test_idx]}
+
+
+def attribution(index: Path | None) -> dict | None:
+    """Licences, sources and DOIs of the training images, counted from the patient index's columns (those
+    named like ``*licen[cs]e*``, ``source*`` and ``doi``), or None where the table has none."""
+    import csv
+    from collections import Counter
+
+    if index is None:
+        return None
+    with open(index, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    summary = {}
+    for row in rows[:1]:
+        for column in row:
+            key = column.lower()
+            what = ("licences" if "licen" in key else "sources" if key.startswith("source") else
+                    "dois" if key == "doi" else None)
+            if what:
+                summary[what] = dict(Counter(r[column] for r in rows if r.get(column)).most_common())
+    return summary or None
 
 
 def _command(config: SegmentTrainConfig) -> str:
