@@ -75,3 +75,8 @@ def parse_ints(name: str, text: str) -> tuple[int, ...]:
 
 def echo_err(text: str) -> None:
     print(text, file=sys.stderr)
+
+
+def parse_kinds(text: str | None) -> tuple[str, ...] | None:
+    """Parse ``"noise,blur"`` into names (None when not given)."""
+    return tuple(k.strip() for k in text.split(",") if k.strip()) if text else None

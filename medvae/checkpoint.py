@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from medvae import __version__
-from medvae.data.atomic import atomic_path
-from medvae.errors import InputError
+from medvae.io.atomic import atomic_path
+from medvae.errors import InputError, UsageError
 
 FORMAT = "medvae-model"
 
@@ -138,3 +138,14 @@ def load_model(path: str | os.PathLike, device: str = "cpu"):
         first = str(e).strip().splitlines()[0:2]
         raise InputError(f"{path}: weights do not match the {info.kind} config ({' '.join(first)})") from None
     return model.to(device).eval(), info
+
+
+def load_model_of_kind(path: str | os.PathLike | None, kind: str, option: str = "--model", device: str = "cpu"):
+    """Load a medvae model file of ``kind`` (the packaged one when ``path`` is None); ``(model, info)``."""
+    from medvae.pretrained import packaged_model
+
+    path = Path(path) if path is not None else packaged_model(kind)
+    info = read_model_info(path)
+    if info.kind != kind:
+        raise UsageError(f"{option} {path}: is a {info.kind} model; pass a {kind} model")
+    return load_model(path, device)

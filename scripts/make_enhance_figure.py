@@ -23,11 +23,12 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from medvae.data.cxr_phantoms import cxr_phantom
-    from medvae.data.degrade import degrade
-    from medvae.tasks.enhance import enhance_array, load_model_of_kind
-    from medvae.tasks.evaluate_enhance import classical, quality
-    from medvae.tasks.segment import lung_labels, predict_lungs
+    from medvae.phantoms.cxr import cxr_phantom
+    from medvae.phantoms.degrade import degrade
+    from medvae.tasks.cxr.enhance import enhance_array
+    from medvae.checkpoint import load_model_of_kind
+    from medvae.tasks.cxr.evaluate_enhance import classical, quality
+    from medvae.tasks.cxr.segment import lung_labels, predict_lungs
 
     enhancer, _ = load_model_of_kind(None, "enhancer")
     segmenter, info = load_model_of_kind(None, "segmenter")

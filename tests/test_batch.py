@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from medvae.data.batch import discover, output_for, run_batch, strip_suffix
+from medvae.io.batch import discover, output_for, run_batch, strip_suffix
 from medvae.errors import InputError, UsageError
 
 

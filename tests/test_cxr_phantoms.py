@@ -11,8 +11,8 @@ from PIL import Image as PILImage
 from scipy.ndimage import binary_dilation
 from typer.testing import CliRunner
 
-from medvae.data.cxr_phantoms import (LEFT_LUNG, RIGHT_LUNG, CXRPhantomConfig, cxr_phantom, cxr_phantom_anatomy)
-from medvae.data.io import read_image
+from medvae.phantoms.cxr import (LEFT_LUNG, RIGHT_LUNG, CXRPhantomConfig, cxr_phantom, cxr_phantom_anatomy)
+from medvae.io.images import read_image
 from medvae.data.lung_datasets import load_lung_mask, lung_pairs
 from medvae.errors import UsageError
 from medvae_cli.main import app

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from medvae import checkpoint
 from medvae.checkpoint import read_model_info
-from medvae.tasks import chest_check
+from medvae.tasks.cxr import chest_check
 from medvae_cli.main import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -162,8 +162,8 @@ def test_evaluate_chest_check_leaves_out_the_patients_the_model_saw(folds, tmp_p
 
 
 def test_tuned_baselines_pick_from_the_grid_and_smooth_more_for_more_noise():
-    from medvae.tasks.evaluate_enhance import GRID, tune_baselines
-    from medvae.tasks.train_enhance import read_unit
+    from medvae.tasks.cxr.evaluate_enhance import GRID, tune_baselines
+    from medvae.tasks.cxr.train_enhance import read_unit
 
     films = [read_unit(CXR / "images" / n) for n in ("53c9be49.png", "2168a917.png")]
     params = tune_baselines(films, ("noise",), (0.1, 0.9), seed=0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medvae.data.degrade import DEGRADATIONS, ORDER, degrade, photons, random_degradation
+from medvae.phantoms.degrade import DEGRADATIONS, ORDER, degrade, photons, random_degradation
 from medvae.errors import UsageError
 
 RANDOM_KINDS = [k for k in DEGRADATIONS if k != "blur"]  # blur is the one deterministic kind

@@ -1,4 +1,4 @@
-"""Derived DICOM writing (medvae.data.dicom): headers, pixels, geometry, and validity by dciodvfy and dcmtk.
+"""Derived DICOM writing (medvae.io.dicom): headers, pixels, geometry, and validity by dciodvfy and dcmtk.
 
 Each source kind is written once (a module-scoped fixture) and then checked from several sides: pydicom
 re-reads the stored pixels, medvae's own reader gives back the same image, and the DICOM toolkits accept
@@ -20,8 +20,8 @@ import pytest
 pydicom = pytest.importorskip("pydicom")
 
 import medvae  # noqa: E402
-from medvae.data.dicom import CR, CT, MR, SC, encode_pixels, write_dicom  # noqa: E402
-from medvae.data.io import Image, read_image, write_image  # noqa: E402
+from medvae.io.dicom import CR, CT, MR, SC, encode_pixels, write_dicom  # noqa: E402
+from medvae.io.images import Image, read_image, write_image  # noqa: E402
 from medvae.errors import InputError  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"

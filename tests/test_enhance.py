@@ -12,11 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from medvae import checkpoint
-from medvae.data.io import Image, read_image, write_image
+from medvae.io.images import Image, read_image, write_image
 from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
-from medvae.tasks.enhance import EnhanceOptions, enhance, enhance_array, enhance_image, from_unit, to_unit
-from medvae.tasks.segment import lung_labels, segment
+from medvae.tasks.cxr.enhance import EnhanceOptions, enhance, enhance_array, enhance_image
+from medvae.data.intensity import from_unit
+from medvae.data.intensity import to_unit
+from medvae.tasks.cxr.segment import lung_labels, segment
 from medvae_cli.main import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -72,7 +74,7 @@ def test_tiling_uses_the_fewest_tiles_that_overlap(size):
     from monai.data.utils import dense_patch_slices
     from monai.inferers.utils import _get_scan_interval
 
-    from medvae.tasks.enhance import tiling
+    from medvae.tasks.cxr.enhance import tiling
 
     roi, fractions = tiling((size, 100), 1024, 64, 8)
     assert all(r % 8 == 0 for r in roi)
@@ -224,7 +226,7 @@ def test_segment_bad_format_is_usage_error(models, tmp_path):
 def test_a_failed_write_is_reported_for_its_own_input(models, tmp_path, monkeypatch):
     import importlib
 
-    module = importlib.import_module("medvae.tasks.enhance")  # the package exports the function of that name
+    module = importlib.import_module("medvae.tasks.cxr.enhance")  # the package exports the function of that name
 
     data = tmp_path / "in"
     data.mkdir()
@@ -261,7 +263,7 @@ def test_outputs_never_land_on_inputs(models, tmp_path):
 
 
 def test_tiles_never_larger_than_needed():
-    from medvae.tasks.enhance import tiling
+    from medvae.tasks.cxr.enhance import tiling
 
     roi, fractions = tiling((259, 300), 256, 127, 8)  # two tiles would each cover the axis: one is enough
     assert all(0 <= f < 1 for f in fractions) and roi[0] == 264
@@ -276,7 +278,7 @@ def test_constant_and_large_float_images_survive_the_unit_round_trip():
 
 
 def test_named_files_are_never_held_out(tmp_path):
-    from medvae.tasks.train_enhance import image_split
+    from medvae.tasks.cxr.train_enhance import image_split
 
     (tmp_path / "ds/sub").mkdir(parents=True)
     for i in range(6):
@@ -290,7 +292,7 @@ def test_named_files_are_never_held_out(tmp_path):
 def test_lung_sides_follow_dicom_patient_orientation():
     from types import SimpleNamespace
 
-    from medvae.tasks.segment import rows_point_right
+    from medvae.tasks.cxr.segment import rows_point_right
 
     prob = np.zeros((60, 40), np.float32)
     prob[5:25, 5:35] = 0.9

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from medvae.checkpoint import read_model_info
-from medvae.data.cxr_phantoms import write_cxr_phantoms
-from medvae.data.io import read_image
+from medvae.phantoms.cxr import write_cxr_phantoms
+from medvae.io.images import read_image
 from medvae_cli.main import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"

@@ -286,7 +286,7 @@ def test_evaluate_generative_on_a_folder(tmp_path, mixed_folder):
 def test_discriminator_step_is_one_adam_step_on_its_own_loss():
     """The loop's discriminator update equals Adam(beta1 0.5) on discriminator_loss alone: the generator
     step's gradients in the discriminator are cleared first."""
-    from medvae.train import _adam, _discriminator_step, flatten_parameters
+    from medvae.train.loop import _adam, _discriminator_step, flatten_parameters
 
     torch.manual_seed(0)
     model = small(VAEGAN, adv_warmup_epochs=0)

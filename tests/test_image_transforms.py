@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from medvae.data.intensity import intensity_window, to_display
-from medvae.data.io import Image, read_image
+from medvae.io.images import Image, read_image
 from medvae.data.transforms import IntensityWindow, fit_size, prepare, restore
 from medvae.errors import InputError, UsageError
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image as PILImage
 
-from medvae.data.io import Image, read_image, write_image
+from medvae.io.images import Image, read_image, write_image
 from medvae.errors import InputError, UsageError
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from medvae.data.phantoms import BrainPhantomConfig, brain_subject, load_templates
+from medvae.phantoms.brain import BrainPhantomConfig, brain_subject, load_templates
 from medvae_cli.main import app
 
 

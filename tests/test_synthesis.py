@@ -151,14 +151,14 @@ def test_bad_usage_exits_2(phantoms, tmp_path, args, word):
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory):
-    from medvae.data.phantoms import write_brain_phantoms
+    from medvae.phantoms.brain import write_brain_phantoms
 
     return write_brain_phantoms(4, tmp_path_factory.mktemp("brain") / "data", seed=1, progress=False)[0].parent
 
 
 @pytest.fixture(scope="module")
 def trained(phantoms, tmp_path_factory):
-    from medvae.tasks.train_synthesis import train_synthesis
+    from medvae.tasks.synthesis.train import train_synthesis
 
     out = tmp_path_factory.mktemp("model") / "syn.safetensors"
     result = train_synthesis(data=str(phantoms), sources=("t1", "t2"), target="cbf", out=out, **TINY)
@@ -174,7 +174,7 @@ def test_split_is_by_subject(trained, phantoms):
     assert [p.split("/")[-1] for p in training["train_subjects"]] == trained.train_subjects
     # every training slice comes from a training subject: the counts add up per subject
     from medvae.data.paired import prepare_subject
-    from medvae.tasks.train_synthesis import SynthesisTrainConfig, load_subjects, training_examples
+    from medvae.tasks.synthesis.train import SynthesisTrainConfig, load_subjects, training_examples
 
     config = SynthesisTrainConfig(data=str(phantoms), sources=("t1", "t2"), **{k: v for k, v in TINY.items()})
     subjects, images = load_subjects(config)
@@ -224,10 +224,10 @@ def test_output_geometry_equals_input_for_an_oblique_odd_volume(trained, phantom
 
 def test_uncertainty_is_nonnegative_and_positive_where_draws_differ(trained, phantoms):
     from medvae.checkpoint import load_model
-    from medvae.data.io import read_image
+    from medvae.io.images import read_image
     from medvae.data.paired import prepare_subject
     from medvae.models.synthesis import predictive_moments
-    from medvae.tasks.synthesize import sample_on_grid, synthesize_subject
+    from medvae.tasks.synthesis.synthesize import sample_on_grid, synthesize_subject
 
     model, info = load_model(trained.model_path)
     images = {m: read_image(phantoms / "sub-002" / f"{m}.nii.gz") for m in ("t1", "t2")}
@@ -251,8 +251,8 @@ def test_uncertainty_is_nonnegative_and_positive_where_draws_differ(trained, pha
 def test_dicom_series_in_gives_a_derived_synthetic_series_out(tmp_path, phantoms):
     import pydicom
 
-    from medvae.data.io import read_image, write_image
-    from medvae.tasks.train_synthesis import train_synthesis
+    from medvae.io.images import read_image, write_image
+    from medvae.tasks.synthesis.train import train_synthesis
 
     model = train_synthesis(data=str(phantoms), sources=("t1",), target="cbf", out=tmp_path / "one.safetensors",
                             **TINY).model_path
@@ -330,8 +330,8 @@ def test_metrics_in_mask():
 
 
 def test_linear_baseline_recovers_a_linear_map():
-    from medvae.data.io import Image
-    from medvae.tasks.evaluate_synthesis import apply_linear, fit_linear
+    from medvae.io.images import Image
+    from medvae.tasks.synthesis.evaluate import apply_linear, fit_linear
 
     rng = np.random.default_rng(1)
     subjects = []
@@ -374,8 +374,8 @@ def test_evaluate_synthesis_cli(trained, phantoms, tmp_path):
 
 
 def test_3d_patches_train_and_synthesize_a_whole_volume(phantoms, tmp_path):
-    from medvae.tasks.synthesize import synthesize
-    from medvae.tasks.train_synthesis import train_synthesis
+    from medvae.tasks.synthesis.synthesize import synthesize
+    from medvae.tasks.synthesis.train import train_synthesis
 
     result = train_synthesis(data=str(phantoms), sources=("t1",), target="cbf", out=tmp_path / "m3.safetensors",
                              spatial_dims=3, patch_size=16, patches_per_subject=4,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.data.atomic import atomic_path, write_bytes
+from medvae.io.atomic import atomic_path, write_bytes
 from medvae.errors import InputError, UsageError
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").

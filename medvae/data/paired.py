@@ -115,7 +115,7 @@ def find_subjects(root: str | os.PathLike, modalities: list[str], required: list
 
 def read_subject(subject: Subject, modalities: list[str]):
     """``{modality: Image}`` as 3-D volumes on the first modality's grid (others resampled onto it if needed)."""
-    from medvae.data.io import read_image
+    from medvae.io.images import read_image
 
     images = {}
     for modality in modalities:

@@ -114,3 +114,12 @@ def fold_split(patients: list[str], folds: int, fold: int, seed: int) -> tuple[n
         raise UsageError(f"fold must be between 0 and folds - 1 ({folds - 1}), got {fold}")
     assigned = patient_folds(patients, folds, seed)
     return np.flatnonzero(assigned != fold), np.flatnonzero(assigned == fold)
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded held-out split: ``(train indices, validation indices)``, at least one of each."""
+    if n < 2:
+        raise UsageError(f"data: need at least 2 images to hold one out for validation, found {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(n - 1, max(1, round(n * fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])

@@ -47,11 +47,11 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
         progress: show a progress bar.
 
     Returns:
-        a :class:`medvae.data.batch.BatchReport`; ``report.exit_code`` is 1 if any input failed.
+        a :class:`medvae.io.batch.BatchReport`; ``report.exit_code`` is 1 if any input failed.
     """
-    from medvae.data.batch import discover, run_batch
+    from medvae.io.batch import discover, run_batch
     from medvae.data.intensity import check_normalize
-    from medvae.data.io import SUFFIXES, format_from_suffix, normalize_format
+    from medvae.io.images import SUFFIXES, format_from_suffix, normalize_format
 
     input, output = Path(input), Path(output)
     check_normalize(normalize)
@@ -83,7 +83,7 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
 
 def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, list[str]]:
     """Read ``src``, apply the intensity rule, write ``dst``; return the path written and the notes made."""
-    from medvae.data.io import read_image, write_image
+    from medvae.io.images import read_image, write_image
 
     image = read_image(src)
     out = for_output(image, options)
@@ -94,7 +94,7 @@ def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, li
 def for_output(image, options: ConvertOptions):
     """The image to write: the same one, or a copy with an intensity window applied and a note saying so."""
     from medvae.data.intensity import intensity_window, scale_to_unit, to_display, voi_lut_to_unit
-    from medvae.data.io import DISPLAY_FORMATS
+    from medvae.io.images import DISPLAY_FORMATS
 
     display = options.fmt in DISPLAY_FORMATS
     normalize = options.normalize

@@ -118,7 +118,7 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     ``torchrun`` job.
     """
     from medvae import checkpoint, train
-    from medvae.tasks._command import fit_settings
+    from medvae.train.recipe import fit_settings
     from medvae.data.transforms import mnist_preprocessing
 
     config = dataclasses.replace(config, **overrides) if config else MnistDemoConfig(**overrides)
@@ -149,7 +149,7 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     metrics = _evaluate_and_draw(model, train_data, test_data, record, config)
     metrics.update(data=source, train_images=len(train_data), test_images=len(test_data),
                    seconds=round(time.perf_counter() - started, 3))
-    from medvae.data.atomic import write_json
+    from medvae.io.atomic import write_json
 
     write_json(out / "metrics.json", metrics)
     files = {name: out / name for name in
