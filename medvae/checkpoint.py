@@ -147,5 +147,5 @@ def load_model_of_kind(path: str | os.PathLike | None, kind: str, option: str = 
     path = Path(path) if path is not None else packaged_model(kind)
     info = read_model_info(path)
     if info.kind != kind:
-        raise UsageError(f"{option} {path}: is a {info.kind} model; pass a {kind} model")
+        raise UsageError(f"{option} {path}: is a {info.kind} model; pass a {kind} model", param=option)
     return load_model(path, device)

@@ -252,3 +252,32 @@ def test_derived_dicom_keeps_the_display_window(tmp_path, sample_dir):
     ds = pydicom.dcmread(tmp_path / "c.dcm")
     assert ds.PhotometricInterpretation == "MONOCHROME2"
     assert (float(ds.WindowCenter), float(ds.WindowWidth)) == (2**15 - 1 - 15000, 30000)  # inverted with the pixels
+
+
+def test_usage_errors_name_what_the_user_typed(tmp_path, sample_dir):
+    src = tmp_path / "in"
+    shutil.copytree(sample_dir / "png", src)
+    inside = invoke("convert", src, src / "out", "--format", "png")
+    assert inside.stderr.startswith("error: OUTPUT "), inside.stderr  # the argument, not an invented --output
+    bad = invoke("convert", src, tmp_path / "o", "--format", "bmp")
+    assert bad.stderr.startswith("error: --format 'bmp'"), bad.stderr
+
+
+def test_a_message_that_names_no_parameter_is_left_alone():
+    from typer.testing import CliRunner
+
+    from medvae_cli._run import run_task
+    from medvae.errors import UsageError
+
+    import typer
+
+    app = typer.Typer()
+
+    @app.command()
+    def cmd(the: int = 1) -> None:
+        def fn():
+            raise UsageError("the SSIM loss needs patches of at least 11 voxels a side")
+        run_task(fn)
+
+    result = CliRunner().invoke(app, [])
+    assert result.exit_code == 2 and "error: the SSIM loss" in result.stderr, result.stderr

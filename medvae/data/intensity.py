@@ -17,7 +17,7 @@ PERCENTILES = (0.5, 99.5)
 
 def check_normalize(normalize: str) -> str:
     if normalize not in NORMALIZE_CHOICES:
-        raise UsageError(f"normalize {normalize!r} is not one of {', '.join(NORMALIZE_CHOICES)}")
+        raise UsageError(f"normalize {normalize!r} is not one of {', '.join(NORMALIZE_CHOICES)}", param="normalize")
     return normalize
 
 
@@ -64,7 +64,7 @@ def scale_to_unit(array: np.ndarray, low: float, high: float) -> np.ndarray:
 def to_display(array: np.ndarray, low: float, high: float, bits: int = 8) -> np.ndarray:
     """Map ``low..high`` to the integers ``0..2**bits - 1`` (uint8 or uint16)."""
     if bits not in (8, 16):
-        raise UsageError(f"bits must be 8 or 16, got {bits}")
+        raise UsageError(f"bits must be 8 or 16, got {bits}", param="bits")
     top = 2**bits - 1
     return np.round(scale_to_unit(array, low, high) * top).astype(np.uint8 if bits == 8 else np.uint16)
 

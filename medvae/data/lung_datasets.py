@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.errors import InputError
+from medvae.errors import InputError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _read_mask(path: Path) -> np.ndarray:
             with PILImage.open(path) as img:
                 array = np.asarray(img.convert("L")).T
         except Exception as e:
-            raise InputError(f"{path}: cannot read this mask ({str(e).strip().splitlines()[0]})") from e
+            raise InputError(f"{path}: cannot read this mask ({first_line(e)})") from e
     else:
         from medvae.io.images import read_image
 

@@ -165,7 +165,7 @@ def restore(output, prepared: ModelInput) -> np.ndarray:
         output = output[None]
     if tuple(output.shape[1:]) != tuple(prepared.tensor.shape[1:]):
         raise UsageError(f"output shape {tuple(output.shape)} does not match the prepared input "
-                         f"{tuple(prepared.tensor.shape)}")
+                         f"{tuple(prepared.tensor.shape)}", param="output")
     tracked = MetaTensor(output, meta=dict(prepared.tensor.meta),
                          applied_operations=list(prepared.tensor.applied_operations))
     restored = prepared.pipeline.inverse(tracked)

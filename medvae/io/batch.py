@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medvae.io.images import SUFFIXES, format_from_suffix, sniff_format
-from medvae.errors import InputError, UsageError
+from medvae.errors import InputError, UsageError, first_line
 
 IMAGE_SUFFIXES = tuple(s for suffixes in SUFFIXES.values() for s in suffixes)
 
@@ -116,7 +116,7 @@ def check_output_location(in_root: Path, out_root: Path) -> None:
         inside = out_root.resolve() == in_root.resolve() or in_root.resolve() in out_root.resolve().parents
         if inside:
             raise UsageError(f"output {out_root} is inside the input folder {in_root}; medvae never writes "
-                             "into its inputs: choose an output folder elsewhere")
+                             "into its inputs: choose an output folder elsewhere", param="output")
 
 
 def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
@@ -205,7 +205,7 @@ def _is_medvae_series(folder: Path) -> bool:
 
 def _reason(error: Exception, src: Path) -> str:
     """One line saying why ``src`` failed, without repeating its path."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = first_line(error)
     for prefix in (f"{src}: ", f"{src.name}: "):
         if text.startswith(prefix):
             return text[len(prefix):]

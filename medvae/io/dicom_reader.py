@@ -26,7 +26,7 @@ import numpy as np
 from monai.data import PydicomReader
 from monai.utils import MetaKeys
 
-from medvae.errors import InputError
+from medvae.errors import InputError, first_line
 
 #: BT.601 luma weights, the usual grayscale for RGB medical images (what PIL's convert("L") uses)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -210,7 +210,7 @@ class MedvaeDicomReader(PydicomReader):
         try:
             data = img.pixel_array
         except Exception as e:  # decoder missing, truncated pixel data, ...
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = first_line(e)
             syntax = getattr(getattr(getattr(img, "file_meta", None), "TransferSyntaxUID", None), "name", "?")
             raise InputError(f"{filename}: cannot decode the pixel data ({syntax}): {msg}") from e
         if not data.dtype.isnative:  # big-endian files: native order for numpy/torch arithmetic

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from medvae.io.atomic import atomic_path
-from medvae.errors import InputError, UsageError
+from medvae.errors import InputError, UsageError, first_line
 
 # MONAI says, when it loads and on every DICOM read, that its optional GPU decoder (nvImageCodec) is
 # missing. On a CPU that is not news to users, so those two messages are silenced.
@@ -118,7 +118,7 @@ def normalize_format(fmt: str) -> str:
     key = fmt.lower().lstrip(".")
     key = FORMAT_ALIASES.get(key, key)
     if key not in SUFFIXES:
-        raise UsageError(f"format {fmt!r} is not one medvae writes; use one of png, tiff, jpeg, nii, dcm, npy")
+        raise UsageError(f"format {fmt!r} is not one medvae writes; use one of png, tiff, jpeg, nii, dcm, npy", param="format")
     return key
 
 
@@ -197,7 +197,7 @@ def read_image(path: str | os.PathLike) -> Image:
     except InputError:
         raise
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise InputError(f"{path}: cannot read this {fmt.upper()} file ({msg})") from e
 
 
@@ -226,7 +226,7 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
         try:
             headers.append(pydicom.dcmread(f, stop_before_pixels=True, force=True))  # sniffed as DICOM already
         except Exception as e:
-            raise InputError(f"{f}: not a readable DICOM file ({str(e).strip().splitlines()[0]})") from e
+            raise InputError(f"{f}: not a readable DICOM file ({first_line(e)})") from e
     for f, h in zip(files, headers):
         if "SegmentSequence" in h:
             raise InputError(f"{f}: a DICOM SEG (segmentation) is not an image medvae reads; convert its "
@@ -242,7 +242,7 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
     except InputError:
         raise
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e)
         raise InputError(f"{path}: cannot read this DICOM data ({msg})") from e
     facts = reader.facts
     if len(files) > 1:  # headers in the same (spatial) order as the slices
@@ -343,11 +343,11 @@ def write_image(image: Image, path: str | os.PathLike, *, fmt: str | None = None
     fmt = normalize_format(fmt) if fmt else format_from_suffix(path)
     if fmt is None:
         raise UsageError(f"output {path}: cannot tell the format from the name; add a suffix such as .png, "
-                         ".nii.gz or .dcm, or pass --format")
+                         ".nii.gz or .dcm, or pass --format", param="output")
     if not overwrite and path.exists():
         raise InputError(f"{path}: already exists (pass --overwrite to replace it)")
     if image.path is not None and path.resolve() == Path(image.path).resolve():
-        raise UsageError(f"output {path} is the input file; medvae never overwrites an input")
+        raise UsageError(f"output {path} is the input file; medvae never overwrites an input", param="output")
     if fmt == "dicom":
         from medvae.io.dicom import write_dicom
 
@@ -411,18 +411,18 @@ def _write_pil(image: Image, path: Path, fmt: str) -> None:
         array = array[:, :, 0]
     if array.ndim != 2:
         raise UsageError(f"output {path}: {fmt.upper()} holds a 2-D image but this is a volume of shape "
-                         f"{array.shape}; write .nii.gz, .npy or a DICOM series instead")
+                         f"{array.shape}; write .nii.gz, .npy or a DICOM series instead", param="output")
     limit = 255 if fmt == "jpeg" else 65535
     if array.dtype.kind == "f" or array.dtype == bool:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise InputError(f"output {path}: the image has non-finite values")
         if not np.array_equal(array, np.round(array)):
             raise UsageError(f"output {path}: {fmt.upper()} stores integers but the values are fractional "
-                             f"({array.min():g}..{array.max():g}); pass --normalize percentile or window")
+                             f"({array.min():g}..{array.max():g}); pass --normalize percentile or window", param="output")
     lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
     if lo < 0 or hi > limit:
         raise UsageError(f"output {path}: values {lo:g}..{hi:g} do not fit an {'8' if limit == 255 else '16'}-bit "
-                         f"{fmt.upper()}; pass --normalize percentile or window")
+                         f"{fmt.upper()}; pass --normalize percentile or window", param="output")
     small = image.bits <= 8 if image.bits else (array.dtype.itemsize == 1 or array.dtype.kind == "f")
     eight = fmt == "jpeg" or (hi <= 255 and small)
     pixels = np.ascontiguousarray(array.T.astype(np.uint8 if eight else np.uint16))

@@ -65,21 +65,21 @@ class EnhancerConfig:
         self.channels = tuple(self.channels)
         self.norm = str(self.norm).upper()
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         if self.in_channels < 1:
-            raise UsageError(f"in_channels must be at least 1, got {self.in_channels}")
+            raise UsageError(f"in_channels must be at least 1, got {self.in_channels}", param="in_channels")
         if len(self.channels) < 2 or any(int(c) != c or c < 1 for c in self.channels):
-            raise UsageError(f"channels must list at least 2 positive integers, got {self.channels}")
+            raise UsageError(f"channels must list at least 2 positive integers, got {self.channels}", param="channels")
         if self.latent_channels < 1:
-            raise UsageError(f"latent_channels must be at least 1, got {self.latent_channels}")
+            raise UsageError(f"latent_channels must be at least 1, got {self.latent_channels}", param="latent_channels")
         if self.num_res_units < 0:
-            raise UsageError(f"num_res_units must be 0 or more, got {self.num_res_units}")
+            raise UsageError(f"num_res_units must be 0 or more, got {self.num_res_units}", param="num_res_units")
         if self.norm not in NORMS:
-            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}", param="norm")
         for name in ("beta", "ssim_weight"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
-                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}")
+                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}", param=name)
 
     @property
     def multiple(self) -> int:
@@ -105,9 +105,9 @@ class EnhancerOutput:
 def check_size(x: Tensor, spatial_dims: int, multiple: int) -> None:
     """Raise :class:`UsageError` unless ``x`` is ``(B, C, *spatial)`` with sizes that are multiples of ``multiple``."""
     if x.ndim != spatial_dims + 2:
-        raise UsageError(f"expected a (B, C, {spatial_dims} spatial sizes) tensor, got shape {tuple(x.shape)}")
+        raise UsageError(f"expected a (B, C, {spatial_dims} spatial sizes) tensor, got shape {tuple(x.shape)}", param="expected")
     if any(s % multiple for s in x.shape[2:]):
-        raise UsageError(f"spatial sizes must be multiples of {multiple} (pad the image), got {tuple(x.shape[2:])}")
+        raise UsageError(f"spatial sizes must be multiples of {multiple} (pad the image), got {tuple(x.shape[2:])}", param="spatial")
 
 
 def _res(c: EnhancerConfig, cin: int, cout: int, strides: int = 1) -> nn.Module:

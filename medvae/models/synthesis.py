@@ -74,13 +74,13 @@ class SynthesisConfig:
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         if self.in_channels < 1:
-            raise UsageError(f"in_channels must be at least 1 (one source modality), got {self.in_channels}")
+            raise UsageError(f"in_channels must be at least 1 (one source modality), got {self.in_channels}", param="in_channels")
         if len(self.channels) < 2 or any(c < 1 for c in self.channels):
-            raise UsageError(f"channels must list at least 2 positive sizes, got {self.channels}")
+            raise UsageError(f"channels must list at least 2 positive sizes, got {self.channels}", param="channels")
         if self.latent_channels < 0:
-            raise UsageError(f"latent_channels must be 0 or more, got {self.latent_channels}")
+            raise UsageError(f"latent_channels must be 0 or more, got {self.latent_channels}", param="latent_channels")
         if self.beta < 0 or self.adv_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("beta, adv_weight and adv_warmup_epochs must be 0 or more")
 

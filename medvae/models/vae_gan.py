@@ -51,7 +51,7 @@ class VAEGANConfig(ConvVAEConfig):
         super().__post_init__()
         if self.disc_channels < 1 or self.disc_layers < 1:
             raise UsageError(f"disc_channels and disc_layers must be positive, got {self.disc_channels}, "
-                             f"{self.disc_layers}")
+                             f"{self.disc_layers}", param="disc_channels")
         if self.adv_weight < 0 or self.feature_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("adv_weight, feature_weight and adv_warmup_epochs must be 0 or more")
 

@@ -187,7 +187,7 @@ def write_brain_phantoms(n: int, out: str | Path, seed: int = 0, config: BrainPh
     for i in tqdm(range(n), desc="phantoms", unit="subject", disable=not progress, leave=False):
         folder = out / f"sub-{i + 1:03d}"
         if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise UsageError(f"out {folder} already holds files; pass --overwrite or choose another folder")
+            raise UsageError(f"out {folder} already holds files; pass --overwrite or choose another folder", param="out")
         volumes, affine = brain_subject(int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), config,
                                         templates)
         for name in (*MODALITIES, "cbf_truth"):

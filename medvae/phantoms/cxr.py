@@ -99,7 +99,7 @@ def check_size(size: int) -> int:
     from medvae.errors import UsageError
 
     if isinstance(size, bool) or int(size) != size or not MIN_SIZE <= size <= MAX_SIZE:
-        raise UsageError(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels, got {size!r}")
+        raise UsageError(f"size must be an integer from {MIN_SIZE} to {MAX_SIZE} pixels, got {size!r}", param="size")
     return int(size)
 
 
@@ -612,7 +612,7 @@ def write_cxr_phantoms(n: int, out: str | Path, *, size: int = 512, seed: int = 
     size = check_size(size)
     fmt = {"dicom": "dcm"}.get(str(fmt).lower(), str(fmt).lower())
     if fmt not in FORMATS:
-        raise UsageError(f"format {fmt!r} is not one the chest phantoms are written in; use png or dcm")
+        raise UsageError(f"format {fmt!r} is not one the chest phantoms are written in; use png or dcm", param="format")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; choose another --out")

@@ -52,21 +52,21 @@ def photons(severity: float) -> float:
 def _check_image(image) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim != 2:
-        raise UsageError(f"image must be 2-D (x, y), got shape {array.shape}; pass one slice or channel")
+        raise UsageError(f"image must be 2-D (x, y), got shape {array.shape}; pass one slice or channel", param="image")
     if not np.issubdtype(array.dtype, np.number) or array.size == 0:
-        raise UsageError(f"image must be a non-empty numeric array, got dtype {array.dtype} with {array.size} values")
+        raise UsageError(f"image must be a non-empty numeric array, got dtype {array.dtype} with {array.size} values", param="image")
     array = array.astype(np.float64)  # a copy: the caller's array is never modified
     if not np.isfinite(array).all():
-        raise UsageError("image values must be finite, got NaN or inf; fix or mask them first")
+        raise UsageError("image values must be finite, got NaN or inf; fix or mask them first", param="image")
     low, high = array.min(), array.max()
     if low < -TOLERANCE or high > 1 + TOLERANCE:
-        raise UsageError(f"image values must be in [0, 1] (got {low:.4g}..{high:.4g}); scale the image first")
+        raise UsageError(f"image values must be in [0, 1] (got {low:.4g}..{high:.4g}); scale the image first", param="image")
     return np.clip(array, 0.0, 1.0)
 
 
 def _check_severity(severity, name: str = "severity") -> float:
     if isinstance(severity, bool) or not isinstance(severity, Real) or not 0 <= severity <= 1:
-        raise UsageError(f"{name} must be in [0, 1], got {severity!r}")
+        raise UsageError(f"{name} must be in [0, 1], got {severity!r}", param=name)
     return float(severity)
 
 
@@ -74,7 +74,7 @@ def _generator(rng) -> np.random.Generator:
     try:
         return np.random.default_rng(rng)
     except (TypeError, ValueError):
-        raise UsageError(f"rng must be a numpy Generator, a non-negative int seed or None, got {rng!r}") from None
+        raise UsageError(f"rng must be a numpy Generator, a non-negative int seed or None, got {rng!r}", param="rng") from None
 
 
 def _noise(image, severity, rng):
@@ -134,7 +134,7 @@ def degrade(image: np.ndarray, kind: str, severity: float,
             [0, 1], or an rng that is none of the above.
     """
     if kind not in DEGRADATIONS:
-        raise UsageError(f"kind must be one of {', '.join(DEGRADATIONS)}, got {kind!r}")
+        raise UsageError(f"kind must be one of {', '.join(DEGRADATIONS)}, got {kind!r}", param="kind")
     array, severity = _check_image(image), _check_severity(severity)
     out = _APPLY[kind](array, severity, _generator(rng))
     return np.clip(out, 0.0, 1.0).astype(np.float32)
@@ -161,15 +161,15 @@ def random_degradation(image: np.ndarray, rng: np.random.Generator | int | None,
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     unknown = [k for k in kinds if k not in DEGRADATIONS]
     if not kinds or unknown or len(set(kinds)) != len(kinds):
-        raise UsageError(f"kinds must be distinct names from {', '.join(DEGRADATIONS)}, got {list(kinds)}")
+        raise UsageError(f"kinds must be distinct names from {', '.join(DEGRADATIONS)}, got {list(kinds)}", param="kinds")
     try:
         low, high = (_check_severity(s, "severity range") for s in severity)
     except (TypeError, ValueError):
-        raise UsageError(f"severity must be a (low, high) pair in [0, 1], got {severity!r}") from None
+        raise UsageError(f"severity must be a (low, high) pair in [0, 1], got {severity!r}", param="severity") from None
     if low > high:
-        raise UsageError(f"severity must be (low, high) with low <= high, got {severity!r}")
+        raise UsageError(f"severity must be (low, high) with low <= high, got {severity!r}", param="severity")
     if isinstance(max_kinds, bool) or not isinstance(max_kinds, Integral) or max_kinds < 1:
-        raise UsageError(f"max_kinds must be a positive integer, got {max_kinds!r}")
+        raise UsageError(f"max_kinds must be a positive integer, got {max_kinds!r}", param="max_kinds")
     rng = _generator(rng)
     out = _check_image(image)
     count = int(rng.integers(1, min(max_kinds, len(kinds)) + 1))

@@ -56,24 +56,24 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
     input, output = Path(input), Path(output)
     check_normalize(normalize)
     if bits not in (8, 16):
-        raise UsageError(f"bits must be 8 or 16, got {bits}")
+        raise UsageError(f"bits must be 8 or 16, got {bits}", param="bits")
     named = format_from_suffix(output)
     fmt = normalize_format(fmt) if fmt else None
     if fmt and named and fmt != named:
-        raise UsageError(f"format {fmt} does not match the output name {output.name}; drop --format or rename")
+        raise UsageError(f"format {fmt} does not match the output name {output.name}; drop --format or rename", param="format")
     fmt = fmt or named
     if fmt is None:
         raise UsageError(f"format: cannot tell it from {output}; pass --format png|tiff|jpeg|nii|dcm|npy "
-                         "or give the output a suffix")
+                         "or give the output a suffix", param="format")
     single_file = input.is_file() or (series and input.is_dir() and not any(p.is_dir() for p in input.iterdir()))
     if input.is_dir() and named and not single_file:
         raise UsageError(f"output {output}: the input is a folder, so the output must be a folder (drop the "
                          f"{output.suffix} suffix and pass --format {fmt}), or pass --series to read a folder "
-                         "holding one DICOM series as a volume")
+                         "holding one DICOM series as a volume", param="output")
     suffix = ".nii.gz" if fmt == "nifti" else SUFFIXES[fmt][0]
     options = ConvertOptions(fmt=fmt, normalize=normalize, bits=bits)
     if input.exists() and output.exists() and input.resolve() == output.resolve():
-        raise UsageError(f"output {output} is the input; medvae never overwrites an input")
+        raise UsageError(f"output {output} is the input; medvae never overwrites an input", param="output")
     inputs = discover(input, series=series)
     exact = output if single_file and named else None
     out_root = output.parent if exact is not None else output

@@ -32,11 +32,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+        raise UsageError(f"device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps", param="device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
+        raise UsageError(f"device {name!r} asked for but CUDA is not available here; use --device cpu", param="device")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {name!r} asked for but MPS is not available here; use --device cpu")
+        raise UsageError(f"device {name!r} asked for but MPS is not available here; use --device cpu", param="device")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     return device

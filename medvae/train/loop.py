@@ -68,12 +68,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("constant", "cosine"):
-            raise UsageError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+            raise UsageError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}", param="lr_schedule")
         check_positive("epochs", self.epochs)
         check_positive("batch_size", self.batch_size)
         check_positive("lr", self.lr, integer=False)
         if self.resume and self.state_path is None:
-            raise UsageError("resume needs a state_path to resume from")
+            raise UsageError("resume needs a state_path to resume from", param="resume")
 
 
 @dataclass
@@ -431,7 +431,7 @@ def _tensorboard(folder):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise UsageError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
+        raise UsageError("tensorboard logging needs the tensorboard package: pip install tensorboard", param="tensorboard") from None
     return SummaryWriter(str(folder))
 
 

@@ -37,7 +37,7 @@ def changed_options(config, defaults, skip: tuple[str, ...]) -> list[str]:
 def check_model_path(out: Path) -> None:
     """Refuse an output that is a folder or not a ``.safetensors`` file name."""
     if out.is_dir() or out.suffix != ".safetensors":
-        raise UsageError(f"out {out}: give a model file name ending in .safetensors")
+        raise UsageError(f"out {out}: give a model file name ending in .safetensors", param="out")
 
 
 def plain_config(config) -> dict:

@@ -69,7 +69,7 @@ def enhance_array(model, unit: np.ndarray, *, tile: int = DEFAULT_TILE, overlap:
 
     multiple = model.config.multiple
     if tile < 2 * multiple or overlap < 0:
-        raise UsageError(f"tile {tile} must be at least {2 * multiple} and overlap {overlap} not negative")
+        raise UsageError(f"tile {tile} must be at least {2 * multiple} and overlap {overlap} not negative", param="tile")
     device = next(model.parameters()).device
     channels_last = model.config.norm.upper() != "INSTANCE" and unit.ndim == 2
     x = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))[None, None].to(device)
@@ -150,12 +150,12 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
 
     options = options or EnhanceOptions()
     if not 0 <= options.overlap < options.tile // 2:
-        raise UsageError(f"overlap must be between 0 and half the tile ({options.tile // 2}), got {options.overlap}")
+        raise UsageError(f"overlap must be between 0 and half the tile ({options.tile // 2}), got {options.overlap}", param="overlap")
     input, output = Path(input), Path(output)
     single = input.is_file() and format_from_suffix(output) is not None
     check_output_location(input, output)
     if single and output.resolve() == input.resolve():
-        raise UsageError(f"output {output} is the input; medvae never overwrites an input")
+        raise UsageError(f"output {output} is the input; medvae never overwrites an input", param="output")
     if options.compare is not None:
         check_output_location(input, options.compare)
     inputs = discover(input)

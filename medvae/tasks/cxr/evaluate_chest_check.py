@@ -78,7 +78,7 @@ def evaluate_chest_check(model: str | os.PathLike | None, chest: list[str], othe
 
     net, info = load_model_of_kind(model, "segmenter", option="model")
     if ranges_of(info) is None:
-        raise UsageError(f"model {info.path}: has no chest check; train it with this medvae version")
+        raise UsageError(f"model {info.path}: has no chest check; train it with this medvae version", param="model")
     result = CheckEvaluation(ranges=ranges_of(info))
     chest_paths = []
     for folder in map(Path, chest):

@@ -71,7 +71,7 @@ def baseline(method: str, image: np.ndarray, param: float, sigma: float | None =
     elif method == "clahe":
         out = equalize_adapthist(np.clip(image, 0, 1), clip_limit=param)
     else:
-        raise UsageError(f"baseline {method!r} is not one of {', '.join(CLASSICAL)}")
+        raise UsageError(f"baseline {method!r} is not one of {', '.join(CLASSICAL)}", param="baseline")
     return np.asarray(out, dtype=np.float32)
 
 
@@ -162,11 +162,11 @@ def eval_images(info, data: list[str] | None) -> tuple[list[Path], list[Path]]:
         found = [p for d in data for p in discover(d)]
         paths = [p for p in found if p.name not in seen]
         if not paths:
-            raise UsageError(f"data: the model trained on every image in {', '.join(data)}; pass held-out images")
+            raise UsageError(f"data: the model trained on every image in {', '.join(data)}; pass held-out images", param="data")
         return paths, [p for p in found if p.name in seen]
     held_out = [Path(p) for p in (info.training or {}).get("test_images", [])]
     if not held_out or not all(p.is_file() for p in held_out):
-        raise UsageError("data: pass --data with clean images (the model's held-out films are not at hand)")
+        raise UsageError("data: pass --data with clean images (the model's held-out films are not at hand)", param="data")
     return held_out, []
 
 
@@ -206,7 +206,7 @@ def evaluate_enhance(model: str | os.PathLike, data: list[str] | None = None, *,
     from medvae.tasks.cxr.train_enhance import read_unit
 
     if size < 0 or tune < 0:
-        raise UsageError(f"size and tune must not be negative, got size {size}, tune {tune}")
+        raise UsageError(f"size and tune must not be negative, got size {size}, tune {tune}", param="size")
     net, info = load_model_of_kind(model, "enhancer", option="model")
     kinds = tuple(kinds or DEGRADATIONS)
     paths, training = eval_images(info, data)

@@ -157,7 +157,7 @@ def held_out_pairs(models: list, pairs) -> list[tuple[int, object]]:
             if (name in held) if held else (name not in seen):
                 if name in owner:
                     raise UsageError(f"model: {name} is held out by two of the models given; give one model per "
-                                     "fold of one cross-validation")
+                                     "fold of one cross-validation", param="model")
                 owner[name] = m
                 chosen.append((m, pair))
     return chosen
@@ -180,14 +180,14 @@ def evaluate_segment(model, images: str, masks: str | None = None, *, enhancer: 
 
     paths = [model] if isinstance(model, (str, os.PathLike)) else list(model)
     if not paths:
-        raise UsageError("model: give at least one segmenter model file")
+        raise UsageError("model: give at least one segmenter model file", param="model")
     if size < 0:
-        raise UsageError(f"size must be 0 (films as they are) or a number of pixels, got {size}")
+        raise UsageError(f"size must be 0 (films as they are) or a number of pixels, got {size}", param="size")
     models = [load_model_of_kind(p, "segmenter", option="model") for p in paths]
     enhancer_net = load_model_of_kind(enhancer, "enhancer", option="--enhancer")[0]
     chosen = held_out_pairs(models, lung_pairs(Path(images), Path(masks) if masks else None))
     if not chosen:
-        raise UsageError(f"data: the models trained on every image in {images}; pass held-out images")
+        raise UsageError(f"data: the models trained on every image in {images}; pass held-out images", param="data")
     chosen = chosen[:limit]
     kinds = tuple(kinds if kinds is not None else DEGRADATIONS)
     films = [(m, pair, read_lung_image(pair.image)) for m, pair in chosen]

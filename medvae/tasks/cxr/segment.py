@@ -173,12 +173,12 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     from medvae.train import resolve_device
 
     if fmt not in FORMATS:
-        raise UsageError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        raise UsageError(f"format {fmt!r} is not one of {', '.join(FORMATS)}", param="format")
     if enhancer is not None:
         enhance = True
     input, output = Path(input), Path(output)
     if output.suffix:
-        raise UsageError(f"output {output}: give a folder (masks, overlays and {CSV_NAME} go in it)")
+        raise UsageError(f"output {output}: give a folder (masks, overlays and {CSV_NAME} go in it)", param="output")
     check_output_location(input, output)
     inputs = discover(input)
     dev = str(resolve_device(device))

@@ -69,16 +69,16 @@ class EnhanceTrainConfig:
         multiple = 2 ** (len(self.channels) - 1)
         if self.patch % multiple or self.patch < 2 * multiple:
             raise UsageError(f"patch {self.patch} must be a multiple of {multiple} and at least {2 * multiple} "
-                             f"(for channels {self.channels}); try 128")
+                             f"(for channels {self.channels}); try 128", param="patch")
         unknown = [k for k in self.kinds if k not in DEGRADATIONS]
         if unknown or not self.kinds:
-            raise UsageError(f"kinds {','.join(unknown) or '(none)'}: choose from {', '.join(DEGRADATIONS)}")
+            raise UsageError(f"kinds {','.join(unknown) or '(none)'}: choose from {', '.join(DEGRADATIONS)}", param="kinds")
         if len(self.severity) != 2 or not 0 <= self.severity[0] <= self.severity[1] <= 1:
-            raise UsageError(f"severity must be two numbers 0 <= low <= high <= 1, got {self.severity}")
+            raise UsageError(f"severity must be two numbers 0 <= low <= high <= 1, got {self.severity}", param="severity")
         if not 0 < self.test_fraction < 1:
-            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}", param="test_fraction")
         if not 0 <= self.clean_fraction < 1:
-            raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}")
+            raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}", param="clean_fraction")
 
 
 @dataclass
@@ -118,7 +118,7 @@ def image_split(data: tuple[str, ...], test_fraction: float, seed: int, patients
     direct = list(dict.fromkeys(direct))  # each image once; named files never held out
     found = [p for p in dict.fromkeys(found) if p not in set(direct)]
     if not direct and len(found) < 2:
-        raise UsageError(f"data holds {len(found)} image(s); give at least 2 (or name a file to train on)")
+        raise UsageError(f"data holds {len(found)} image(s); give at least 2 (or name a file to train on)", param="data")
     if len({owner[p] for p in found}) < 2:
         return direct + found, []
     train_idx, test_idx = patient_split([owner[p] for p in found], test_fraction, seed)
@@ -142,7 +142,7 @@ class DegradedPatches:
                 if min(reduced.shape) >= patch:
                     self.pyramid.append(reduced)
         if not self.pyramid:
-            raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch")
+            raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch", param="patch")
         self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
         self.clean_fraction = clean_fraction
         self.epoch = 0
@@ -178,7 +178,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
 
     config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
     if not config.data:
-        raise UsageError("data must name clean radiographs: files or folders of them")
+        raise UsageError("data must name clean radiographs: files or folders of them", param="data")
     check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
@@ -188,7 +188,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         from medvae.checkpoint import load_model_of_kind
 
         if config.init.resolve() == config.out.resolve():
-            raise UsageError(f"init {config.init} is also --out; write the fine-tuned model to another file")
+            raise UsageError(f"init {config.init} is also --out; write the fine-tuned model to another file", param="init")
         model, init_info = load_model_of_kind(config.init, "enhancer", option="init")
         model.train()
         history = [*init_info.training.get("history", []), init_info.training.get("command", "?")]

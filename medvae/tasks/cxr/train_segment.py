@@ -64,13 +64,13 @@ class SegmentTrainConfig:
             check_positive(name, getattr(self, name))
         multiple = 2 ** (len(self.channels) - 1)
         if self.size % multiple or self.size < 4 * multiple:
-            raise UsageError(f"size {self.size} must be a multiple of {multiple} and at least {4 * multiple}; try 256")
+            raise UsageError(f"size {self.size} must be a multiple of {multiple} and at least {4 * multiple}; try 256", param="size")
         if not 0 <= self.test_fraction < 1:
-            raise UsageError(f"test_fraction must be at least 0 and below 1, got {self.test_fraction}")
+            raise UsageError(f"test_fraction must be at least 0 and below 1, got {self.test_fraction}", param="test_fraction")
         if self.folds == 1 or self.folds < 0:
-            raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, got {self.folds}")
+            raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, got {self.folds}", param="folds")
         if self.folds and not 0 <= self.fold < self.folds:
-            raise UsageError(f"fold must be between 0 and folds - 1 ({self.folds - 1}), got {self.fold}")
+            raise UsageError(f"fold must be between 0 and folds - 1 ({self.folds - 1}), got {self.fold}", param="fold")
 
 
 @dataclass
@@ -138,13 +138,13 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
 
     config = dataclasses.replace(config, **overrides) if config else SegmentTrainConfig(**overrides)
     if not config.images:
-        raise UsageError("images must be a folder of radiographs (with --masks, or a public set's root folder)")
+        raise UsageError("images must be a folder of radiographs (with --masks, or a public set's root folder)", param="images")
     check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
     pairs = lung_pairs(Path(config.images), Path(config.masks) if config.masks else None)
     if len(pairs) < 2:
-        raise UsageError(f"images: found {len(pairs)} image(s) with masks; need at least 2 to hold one out")
+        raise UsageError(f"images: found {len(pairs)} image(s) with masks; need at least 2 to hold one out", param="images")
     patients, index = patients_of([p.image for p in pairs], config.patients, Path(config.images))
     if config.folds:
         train_idx, test_idx = fold_split(patients, config.folds, config.fold, config.seed)

@@ -46,7 +46,7 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
     note = None
     if data == "mnist" and spatial_dims != 2:
         raise UsageError(f"data mnist is 2-D but {model_path} makes {spatial_dims}-D images; pass --data with "
-                         "a folder of held-out volumes")
+                         "a folder of held-out volumes", param="data")
     if data == "mnist":
         from medvae.tasks.generative.train import mnist_images
 

@@ -45,18 +45,18 @@ def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 
 
     fmt = normalize_format(fmt)
     if Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"out {out} is a file; give a folder for the generated images")
+        raise UsageError(f"out {out} is a file; give a folder for the generated images", param="out")
     if fmt not in ("png", "nifti", "dicom"):
-        raise UsageError(f"format must be png, nii or dcm, got {fmt!r}")
+        raise UsageError(f"format must be png, nii or dcm, got {fmt!r}", param="format")
     check_positive("n", n)
     if grid and interpolate:
-        raise UsageError("grid and interpolate are different modes; pick one")
+        raise UsageError("grid and interpolate are different modes; pick one", param="grid")
     out = Path(out)
     model, info = load_model(model_path, device=str(resolve_device(device)))
     model.eval()
     spatial_dims = len(getattr(model.config, "in_shape", (1, 28, 28))) - 1
     if fmt == "png" and spatial_dims == 3:
-        raise UsageError("format png cannot hold the volumes this model makes; use --format nii or dcm")
+        raise UsageError("format png cannot hold the volumes this model makes; use --format nii or dcm", param="format")
     with torch.no_grad():
         if grid:
             images, prefix = _grid(model, grid_size, grid_range), "grid"
@@ -83,7 +83,7 @@ def _grid(model, size: int, extent: float):
 
     if model.latent_dim != 2:
         raise UsageError(f"grid needs a model with a 2-D latent space; this one has latent_dim {model.latent_dim} "
-                         "(train with --latent-dim 2)")
+                         "(train with --latent-dim 2)", param="grid")
     check_positive("grid_size", size)
     values = torch.linspace(extent, -extent, size)
     z = torch.stack([torch.stack([torch.linspace(-extent, extent, size)[j], values[i]])

@@ -53,15 +53,15 @@ class GenerativeTrainConfig:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         if self.kind not in KINDS:
-            raise UsageError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+            raise UsageError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}", param="kind")
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         check_positive("size", self.size)
         check_positive("latent_dim", self.latent_dim)
         if not 0 < self.val_fraction < 1:
-            raise UsageError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+            raise UsageError(f"val_fraction must be between 0 and 1, got {self.val_fraction}", param="val_fraction")
         if self.data == "mnist" and self.spatial_dims == 3:
-            raise UsageError("spatial_dims 3 needs a folder of volumes, not mnist")
+            raise UsageError("spatial_dims 3 needs a folder of volumes, not mnist", param="spatial_dims")
         if self.channels is None:
             levels = min(5, max(2, int(math.log2(self.size)) - 2))
             base = 32 if self.spatial_dims == 2 else 16

@@ -87,7 +87,7 @@ def l1_unet(model_path: Path, info, baseline: str | os.PathLike | None, device: 
         note = f"L1 U-Net baseline trained with the model's data, subjects, epochs and seed: wrote {path}"
     unet, unet_info = load_synthesis_model(path, device)
     if unet.config.latent_channels or unet.config.gan:
-        raise UsageError(f"baseline {path} is a VAE-GAN; pass a model from 'medvae train synthesis --model unet'")
+        raise UsageError(f"baseline {path} is a VAE-GAN; pass a model from 'medvae train synthesis --model unet'", param="baseline")
     if unet_info.training.get("train_subjects") != info.training.get("train_subjects"):
         note += " (warning: trained on other subjects than the model)"
     return unet, unet_info, note
@@ -104,7 +104,7 @@ def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *
 
     check_positive("samples", samples)
     if samples < 2:
-        raise UsageError("samples must be at least 2 to measure a spread")
+        raise UsageError("samples must be at least 2 to measure a spread", param="samples")
     model_path = Path(model_path)
     model, info = load_synthesis_model(model_path, device)
     pre = info.preprocessing

@@ -42,7 +42,7 @@ def load_synthesis_model(path: str | os.PathLike, device: str = "cpu"):
 
     info = read_model_info(path)
     if info.kind != "synthesis":
-        raise UsageError(f"model {path} is a {info.kind} model; synthesis needs one from 'medvae train synthesis'")
+        raise UsageError(f"model {path} is a {info.kind} model; synthesis needs one from 'medvae train synthesis'", param="model")
     return load_model(path, device=str(resolve_device(device)))
 
 
@@ -119,7 +119,7 @@ def write_synthesis(result: Synthesis, info, out: Path, uncertainty: Path | None
             continue
         fmt = format_from_suffix(path)
         if fmt not in ("nifti", "dicom", "npy"):
-            raise UsageError(f"out {path}: synthesis writes volumes; name it .nii.gz, .nii, .dcm or .npy")
+            raise UsageError(f"out {path}: synthesis writes volumes; name it .nii.gz, .nii, .dcm or .npy", param="out")
         image = result.reference.with_array(array.astype(np.float32))
         image.notes = [*result.reference.notes, f"medvae {what} ({result.samples} samples)"]
         written.append(write_image(image, path, operation=what, synthetic=True, overwrite=overwrite))
@@ -172,9 +172,9 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
 
     if not subject_dirs:  # one input
         if format_from_suffix(out) is None:
-            raise UsageError(f"out {out}: name the output file, e.g. {target}.nii.gz (or {target}.dcm for DICOM)")
+            raise UsageError(f"out {out}: name the output file, e.g. {target}.nii.gz (or {target}.dcm for DICOM)", param="out")
         if uncertainty is not None and Path(uncertainty).resolve() == out.resolve():
-            raise UsageError("uncertainty must be a different file from --out")
+            raise UsageError("uncertainty must be a different file from --out", param="uncertainty")
         report = BatchReport()
         if _exists(out) and not overwrite:
             report.skipped.append((input, out))
@@ -184,10 +184,10 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
         report.notes += [(input, n) for n in notes]
         return report
     if format_from_suffix(out) is not None:
-        raise UsageError(f"out {out}: the input is a folder of subjects, so give an output folder")
+        raise UsageError(f"out {out}: the input is a folder of subjects, so give an output folder", param="out")
     if uncertainty is not None:
         raise UsageError(f"uncertainty is not used for a folder of subjects (each gets {target}_std beside its "
-                         "output); drop it")
+                         "output); drop it", param="uncertainty")
     suffix = ".dcm" if _dicom_subjects(subject_dirs, sources[0]) else ".nii.gz"
     return run_batch(subject_dirs, input, out, lambda src, dst: run_one(src, dst, _std_path(dst, suffix)),
                      suffix=f"/{target}{suffix}", overwrite=overwrite, progress=progress, desc="synthesising")

@@ -61,23 +61,23 @@ class SynthesisTrainConfig:
         self.channels = tuple(self.channels)
         check_modalities(list(self.sources), self.target)
         if self.model not in MODELS:
-            raise UsageError(f"model must be vaegan or unet (the L1 baseline), got {self.model!r}")
+            raise UsageError(f"model must be vaegan or unet (the L1 baseline), got {self.model!r}", param="model")
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         for name in ("epochs", "batch_size", "patch_size", "patches_per_subject"):
             check_positive(name, getattr(self, name))
         multiple = 2 ** (len(self.channels) - 1)
         if self.spatial_dims == 3 and self.patch_size % multiple:
             raise UsageError(f"patch_size {self.patch_size} must be a multiple of {multiple} "
-                             f"(2 ** (levels - 1) for channels {self.channels}); try {multiple * 4}")
+                             f"(2 ** (levels - 1) for channels {self.channels}); try {multiple * 4}", param="patch_size")
         if self.spatial_dims == 3 and self.patch_size < 16:
-            raise UsageError(f"patch_size {self.patch_size} is too small for the patch discriminator; use 16 or more")
+            raise UsageError(f"patch_size {self.patch_size} is too small for the patch discriminator; use 16 or more", param="patch_size")
         if not 0 < self.test_fraction < 1:
-            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}", param="test_fraction")
         if self.spacing is not None:
             self.spacing = tuple(float(s) for s in self.spacing)
             if len(self.spacing) != 3 or min(self.spacing) <= 0:
-                raise UsageError(f"spacing must be three positive sizes in mm, got {self.spacing}")
+                raise UsageError(f"spacing must be three positive sizes in mm, got {self.spacing}", param="spacing")
 
 
 @dataclass
@@ -162,13 +162,13 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
 
     config = dataclasses.replace(config, **overrides) if config else SynthesisTrainConfig(**overrides)
     if not config.data:
-        raise UsageError("data must be a folder of subject folders (DIR/<subject>/<modality>.nii.gz)")
+        raise UsageError("data must be a folder of subject folders (DIR/<subject>/<modality>.nii.gz)", param="data")
     check_model_path(config.out)
     started = time.perf_counter()
     train.seed_everything(config.seed)
     subjects, images = load_subjects(config)
     if len(subjects) < 2:
-        raise UsageError(f"data needs at least 2 subjects to hold one out, found {len(subjects)} in {config.data}")
+        raise UsageError(f"data needs at least 2 subjects to hold one out, found {len(subjects)} in {config.data}", param="data")
     train_idx, test_idx = random_split(len(subjects), config.test_fraction, config.seed)
     spacing = config.spacing or model_spacing([images[i] for i in train_idx], config.sources[0])
     model = build(config)
@@ -179,7 +179,7 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
     scale = float(np.percentile(in_mask, 99)) if in_mask.size else 0.0
     if not scale > 0:
         raise UsageError(f"data holds {config.target} images that are zero inside the brain; "
-                         "check --target")
+                         "check --target", param="data")
     train_data = TensorBatches(training_examples([prepared[i] for i in train_idx], scale, config, config.seed))
     val_data = TensorBatches(training_examples([prepared[i] for i in test_idx], scale, config, config.seed + 1))
     preprocessing = {
