@@ -14,7 +14,7 @@ from medvae.phantoms.cxr import write_cxr_phantoms
 from medvae.io.images import read_image
 from medvae_cli.main import app
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[3] / "sample_data"
 runner = CliRunner()
 TINY = ["--channels", "4,8,16", "--epochs", "1", "--batch-size", "4", "--no-progress", "--device", "cpu"]
 

@@ -11,7 +11,7 @@ from medvae.data.patients import (fold_split, find_patient_index, patient_folds,
                                   read_patient_index)
 from medvae.errors import InputError, UsageError
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 #: 10 patients with 1, 2 or 3 images each (25 images)
 PATIENTS = [f"p{i}" for i in range(10) for _ in range(1 + i % 3)]
 

@@ -24,7 +24,7 @@ from medvae.io.dicom import CR, CT, MR, SC, encode_pixels, write_dicom  # noqa: 
 from medvae.io.images import Image, read_image, write_image  # noqa: E402
 from medvae.errors import InputError  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 CT_SERIES = SAMPLES / "dicom" / "ct_series"
 
 

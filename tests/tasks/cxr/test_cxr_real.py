@@ -14,7 +14,7 @@ from medvae.checkpoint import read_model_info
 from medvae.tasks.cxr import chest_check
 from medvae_cli.main import app
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[3] / "sample_data"
 CXR = SAMPLE / "cxr"
 runner = CliRunner()
 TINY = ["--size", "32", "--channels", "4,8,16", "--epochs", "1", "--batch-size", "4", "--no-progress",

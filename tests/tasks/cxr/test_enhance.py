@@ -21,7 +21,7 @@ from medvae.data.intensity import to_unit
 from medvae.tasks.cxr.segment import lung_labels, segment
 from medvae_cli.main import app
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[3] / "sample_data"
 runner = CliRunner()
 
 
