@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from medvae.errors import UsageError
-from medvae.losses import bernoulli_nll, gaussian_nll, kl_standard_normal, kl_weight
+from medvae.losses import bernoulli_nll, gaussian_nll, gaussian_kl, kl_weight
 from medvae.models.base import VAE, LossOutput
 
 
@@ -127,7 +127,7 @@ class ConvVAE(VAE):
 
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         out = self(x)
-        return self.recon_nll(out.logits, x), kl_standard_normal(out.mu, out.logvar)
+        return self.recon_nll(out.logits, x), gaussian_kl(out.mu, out.logvar)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         """Reconstruction NLL + (warmed-up) beta x KL, per image, averaged over the batch."""

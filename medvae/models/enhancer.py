@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.models.base import LossOutput
+from medvae.losses import gaussian_kl
+from medvae.models.base import LossOutput, reparameterize
 
 NORMS = ("BATCH", "INSTANCE", "NONE")
 
@@ -168,7 +169,7 @@ class EnhancerModel(nn.Module):
         mu, logvar = self.to_posterior(h).chunk(2, dim=1)  # each (B, zc, *bottleneck)
         logvar = logvar.clamp(-10, 10)
         sample = self.training if sample is None else sample
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        z = reparameterize(mu, logvar) if sample else mu
         h = self.fuse(torch.cat([h, self.from_latent(z)], dim=1))  # (B, ch[-1], *bottleneck)
         for up, merge, skip in zip(self.up, self.merge, reversed(feats[:-1])):
             h = merge(torch.cat([up(h), skip], dim=1))  # (B, ch[i-1], *spatial / 2**(i-1))
@@ -194,8 +195,7 @@ class EnhancerModel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             image, mu, logvar = out.image.float(), out.mu.float(), out.logvar.float()
             l1 = (image - target).abs().mean()
-            kl = 0.5 * (logvar.exp() + mu.square() - 1 - logvar)  # (B, zc, *bottleneck)
-            kl = (kl.flatten(1).sum(1) / target[0].numel()).mean()
+            kl = (gaussian_kl(mu, logvar) / target[0].numel()).mean()
             c = self.config
             total = l1 + c.beta * kl
             terms = {"l1": l1.detach(), "kl": kl.detach()}

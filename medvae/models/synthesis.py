@@ -36,7 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.models.base import LossOutput
+from medvae.losses import gaussian_kl
+from medvae.models.base import LossOutput, reparameterize
 
 
 @dataclass
@@ -189,12 +190,6 @@ def predictive_moments(draws: Tensor) -> tuple[Tensor, Tensor]:
     return means.mean(0), var.sqrt()
 
 
-def kl_gaussians(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
-    """KL(q || p) between diagonal Gaussians, summed over all but the batch axis: ``(B,)``."""
-    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
-    return kl.flatten(1).sum(1)
-
-
 class SynthesisModel(nn.Module):
     """Conditional VAE-GAN for missing-modality synthesis (or, with ``gan=False, latent_channels=0``, the L1 U-Net).
 
@@ -236,9 +231,9 @@ class SynthesisModel(nn.Module):
         if self.config.latent_channels:
             mu_q, logvar_q = g.posterior_params(source, target)
             mu_p, logvar_p = g.prior_params(feats)
-            z = mu_q + torch.randn_like(mu_q) * torch.exp(0.5 * logvar_q)
+            z = reparameterize(mu_q, logvar_q)
             out = g.decode(feats, z)
-            kl = (kl_gaussians(mu_q, logvar_q, mu_p, logvar_p) / target[0].numel()).mean()
+            kl = (gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) / target[0].numel()).mean()
             terms["kl"] = kl.detach()
         else:
             out = g.decode(feats, None)
