@@ -96,6 +96,14 @@ class Image:
         """Voxel size in mm along each array axis (1.0 where unknown)."""
         return tuple(float(v) for v in np.linalg.norm(self.affine[:3, : self.array.ndim], axis=0))
 
+    def plane(self, job: str = "this command takes 2-D images") -> np.ndarray:
+        """The array as one 2-D plane ``(x, y)`` (a single trailing channel dropped); a volume or a colour image
+        raises :class:`InputError` naming the file and ``job``."""
+        array = self.array[:, :, 0] if self.array.ndim == 3 and self.array.shape[2] == 1 else self.array
+        if array.ndim != 2:
+            raise InputError(f"{self.path}: is a volume of shape {self.array.shape}; {job}")
+        return array
+
     def with_array(self, array: np.ndarray, **changes) -> Image:
         """A copy holding ``array`` (same geometry and headers) with ``changes`` applied."""
         from dataclasses import replace

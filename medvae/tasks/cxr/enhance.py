@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from medvae.data.intensity import from_unit, to_unit
-from medvae.errors import InputError, UsageError
+from medvae.errors import UsageError
 
 DEFAULT_TILE = 1024
 DEFAULT_OVERLAP = 64
@@ -97,11 +97,7 @@ def enhance_values(model, array: np.ndarray, *, tile: int = DEFAULT_TILE, overla
 
 def enhance_image(model, image, *, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
     """Enhance a radiograph (a :class:`medvae.io.images.Image`): same shape, dtype, geometry and value range."""
-    array = image.array
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim != 2:
-        raise InputError(f"{image.path}: is a volume of shape {image.array.shape}; enhance takes 2-D radiographs")
+    array = image.plane("enhance takes 2-D radiographs")
     result = enhance_values(model, array, tile=tile, overlap=overlap).reshape(image.array.shape)
     enhanced = image.with_array(result)
     enhanced.notes.append("enhanced by a medvae VAE-U-Net")
@@ -123,8 +119,7 @@ def write_compare(before, after, folder: Path, name: str) -> None:
     low, high = intensity_window(before.array, "auto", window=before.window, name=str(before.path))
     folder.mkdir(parents=True, exist_ok=True)
     for tag, image in (("before", before), ("after", after)):
-        array = image.array[:, :, 0] if image.array.ndim == 3 else image.array
-        write_image(Image(array=to_display(array, low, high), format="png", bits=8), folder / f"{name}.{tag}.png")
+        write_image(Image(array=to_display(image.plane(), low, high), format="png", bits=8), folder / f"{name}.{tag}.png")
 
 
 def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str | os.PathLike | None = None,
@@ -169,7 +164,7 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         enhanced = enhance_image(net, image, tile=options.tile, overlap=options.overlap)
         verdict = None
         if checker is not None:
-            verdict = check_image(*checker, to_unit(image.array.reshape(image.array.shape[:2]))[0])
+            verdict = check_image(*checker, to_unit(image.plane())[0])
         return enhanced, verdict
 
     def write(src: Path, dst: Path, image, result) -> tuple[Path, list[str]]:

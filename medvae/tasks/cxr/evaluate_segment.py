@@ -201,7 +201,7 @@ def evaluate_segment(model, images: str, masks: str | None = None, *, enhancer: 
             spacing = tuple(float(s) * factor for s in image.spacing[:2]) if known else None
             return mask_scores(lung_labels(predict_lungs(net, info, to_unit(array)[0])), truth, spacing)
 
-        clean = to_unit(image.array.reshape(image.array.shape[:2]))[0]
+        clean = to_unit(image.plane())[0]
         truth = load_lung_mask(pair, clean.shape)
         small, small_truth, factor = reduce(clean, truth, size)
         scores = ImageScores(str(pair.image), m, score(clean, truth), score(enhance_values(enhancer_net, clean), truth),

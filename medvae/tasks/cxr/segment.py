@@ -119,7 +119,7 @@ def write_overlay(image, labels: np.ndarray, dst: Path) -> Path:
     from medvae.io.atomic import atomic_path
     from medvae.data.intensity import intensity_window, scale_to_unit
 
-    array = image.array.reshape(image.array.shape[:2])
+    array = image.plane()
     low, high = intensity_window(array, "auto", window=image.window, name=str(image.path))
     gray = scale_to_unit(array, low, high).T * 255  # (rows, columns)
     rgb = np.repeat(gray[..., None], 3, axis=2)
@@ -187,13 +187,12 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     rows: dict[Path, LungAreas] = {}
 
     def compute(image):
-        if image.array.ndim == 3 and image.array.shape[2] != 1:
-            raise InputError(f"{image.path}: is a volume of shape {image.array.shape}; segment takes 2-D radiographs")
+        image.plane("segment takes 2-D radiographs")  # a volume fails here, named
         if fmt == "dcm" and image.format != "dicom":
             raise InputError(f"{image.path}: a DICOM Segmentation needs a DICOM source; use --format png or nii")
         if enhancer_net is not None:
             image = enhance_image(enhancer_net, image)
-        unit = to_unit(image.array.reshape(image.array.shape[:2]))[0]
+        unit = to_unit(image.plane())[0]
         small = model_probability(net, int(info.preprocessing.get("size", 256)), unit)
         labels = lung_labels(predict_lungs(net, info, unit, small), right_at_small_x=not rows_point_right(image))
         return image, labels, check_image(net, info, unit, small)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.errors import InputError, UsageError, check_positive
+from medvae.errors import UsageError, check_positive
 
 SCALES = (1, 2, 4)
 
@@ -94,11 +94,7 @@ def read_unit(path: Path) -> np.ndarray:
     from medvae.io.images import read_image
     from medvae.data.intensity import to_unit
 
-    image = read_image(path)
-    array = image.array[:, :, 0] if image.array.ndim == 3 and image.array.shape[2] == 1 else image.array
-    if array.ndim != 2:
-        raise InputError(f"{path}: is a volume of shape {image.array.shape}; enhancement trains on 2-D radiographs")
-    return to_unit(array)[0]
+    return to_unit(read_image(path).plane("enhancement trains on 2-D radiographs"))[0]
 
 
 def image_split(data: tuple[str, ...], test_fraction: float, seed: int, patients: str | None = None

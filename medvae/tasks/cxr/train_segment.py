@@ -88,7 +88,7 @@ def load_pair(pair, size: int) -> tuple[np.ndarray, np.ndarray]:
     from medvae.data.transforms import resize
 
     image = read_lung_image(pair.image)
-    array = image.array[:, :, 0] if image.array.ndim == 3 else image.array
+    array = image.plane("the segmenter trains on 2-D radiographs")
     mask = load_lung_mask(pair, array.shape)
     return resize(to_unit(array)[0], (size, size)), resize((mask > 0).astype(np.float32), (size, size), labels=True)
 
