@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from medvae_cli._options import Amp, Device, Progress, Resume
 from medvae_cli._run import fail, parse_ints, parse_kinds, run_task
 
 
@@ -31,13 +32,13 @@ def enhance(
     tile: Annotated[int, typer.Option(help="Largest tile side (pixels); larger images are split into tiles.")]
     = 1024,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     check: Annotated[bool, typer.Option(help="Say which inputs do not look like frontal chest films (a note per "
                                              "file, and chest_check.csv for a folder).")] = True,
     checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
                                                          "(default: the one shipped with medvae).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that exist (they are skipped otherwise).")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Enhance chest radiographs: each output in its input's format, size, dtype, geometry and value range."""
     from medvae.tasks.cxr.enhance import EnhanceOptions
@@ -59,9 +60,9 @@ def segment(
                                                           "one); implies --enhance.")] = None,
     format: Annotated[str, typer.Option("--format", help="Mask format: png (0/255), nii (1 right, 2 left lung) "
                                                          "or dcm (DICOM SEG; DICOM inputs).")] = "png",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     overwrite: Annotated[bool, typer.Option(help="Redo outputs that exist (they are skipped otherwise).")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Segment the lungs with a ResUNet++: masks in each input's geometry, overlays and a CSV of lung areas."""
     from medvae.tasks.cxr.segment import segment as run
@@ -100,10 +101,10 @@ def train_enhance(
     out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
     = Path("medvae-enhancer.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
-    resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    progress: Progress = True,
 ) -> None:
     """Train the chest X-ray enhancer (a VAE-U-Net) on clean radiographs with simulated degradations."""
     from medvae_cli._run import parse_floats
@@ -157,10 +158,10 @@ def train_segment(
     out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
     = Path("medvae-segmenter.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
-    resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    progress: Progress = True,
 ) -> None:
     """Train the ResUNet++ lung segmenter on radiographs with lung masks."""
     from medvae.tasks.cxr.train_segment import SegmentTrainConfig, train_segment
@@ -196,7 +197,8 @@ def evaluate_enhance(
     limit: Annotated[Optional[int], typer.Option(help="Test at most N films.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    device: Device = "auto",
+    progress: Progress = True,
 ) -> None:
     """PSNR/SSIM of degraded and enhanced films beside tuned non-local means, TV, Gaussian, median and CLAHE."""
     from medvae_cli._run import parse_floats
@@ -204,7 +206,7 @@ def evaluate_enhance(
 
     result = run_task(evaluate_enhance, model, data, kinds=parse_kinds(kinds),
                       severities=parse_floats("--severities", severities), seed=seed, size=size, tune=tune,
-                      limit=limit, progress=progress)
+                      limit=limit, progress=progress, device=device)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_enhance(result))
 
 
@@ -225,7 +227,8 @@ def evaluate_segment(
     seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N images.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every film's scores as JSON.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    device: Device = "auto",
+    progress: Progress = True,
 ) -> None:
     """Dice and HD95 on clean, degraded and enhanced radiographs, per fold and overall."""
     from medvae_cli._run import parse_floats
@@ -234,7 +237,7 @@ def evaluate_segment(
     chosen = () if kinds is not None and kinds.strip().lower() == "none" else parse_kinds(kinds)
     result = run_task(evaluate_segment, model, data, masks, enhancer=enhancer, kinds=chosen,
                       severities=parse_floats("--severities", severities), seed=seed, size=size,
-                      classical=classical, limit=limit, progress=progress)
+                      classical=classical, limit=limit, progress=progress, device=device)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_segment(result))
 
 
@@ -247,11 +250,12 @@ def evaluate_chest_check(
                                                   "(repeatable).")] = [],  # noqa: B006
     limit: Annotated[Optional[int], typer.Option(help="At most N chest films per folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every image's verdict as JSON.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    device: Device = "auto",
+    progress: Progress = True,
 ) -> None:
     """False alarms on unseen chest films and detections on other images of the 'not a chest film' check."""
     from medvae.tasks.cxr.evaluate_chest_check import evaluate_chest_check, format_check
 
-    result = run_task(evaluate_chest_check, model, chest, other, limit=limit, progress=progress)
+    result = run_task(evaluate_chest_check, model, chest, other, limit=limit, progress=progress, device=device)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_check(result))
 

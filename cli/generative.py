@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from medvae_cli._options import Amp, Device, Progress, Resume
 from medvae_cli._run import parse_ints, run_task
 
 DOCS = {
@@ -41,10 +42,10 @@ def train_command(kind: str):
         out: Annotated[Optional[Path], typer.Option(help="Model file (default medvae-KIND.safetensors); previews "
                                                          "and the training state go beside it.")] = None,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-        device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-        amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
-        resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        device: Device = "auto",
+        amp: Amp = True,
+        resume: Resume = False,
+        progress: Progress = True,
     ) -> None:
         from medvae.tasks.generative.train import GenerativeTrainConfig, train_generative
 
@@ -88,7 +89,7 @@ def generate(
     interpolate: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Two images A B to encode and "
                                                                            "interpolate between.")] = None,
     steps: Annotated[int, typer.Option(help="Points on the interpolation path.")] = 8,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    device: Device = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace images already in --out.")] = False,
 ) -> None:
     """Generate images: draws from the prior, a latent grid, or an interpolation; plus a contact sheet."""
@@ -107,7 +108,7 @@ def evaluate_generative(
     samples: Annotated[Optional[int], typer.Option(help="Prior samples (default: one per real image).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the samples.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N held-out images.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    device: Device = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Reconstruction PSNR/SSIM, -ELBO, sample sharpness and (MNIST) a Fréchet distance."""

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from medvae_cli._options import Amp, Device, Progress, Resume
 from medvae_cli._run import fail, parse_ints, run_task
 
 
@@ -35,10 +36,10 @@ def train_synthesis(
     out: Annotated[Path, typer.Option(help="Model file; a preview PNG and the training state go beside it.")]
     = Path("medvae-synthesis.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    amp: Annotated[bool, typer.Option(help="Mixed precision on CUDA.")] = True,
-    resume: Annotated[bool, typer.Option(help="Continue from the training state beside --out.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    progress: Progress = True,
 ) -> None:
     """Train missing-modality synthesis: a conditional VAE-GAN from --source modalities to --target."""
     from medvae_cli._run import parse_floats
@@ -75,9 +76,9 @@ def synthesize(
                                                              "always gets <target>_std files).")]
     = None,
     seed: Annotated[int, typer.Option(help="Random seed for the draws.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    device: Device = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Synthesise a missing modality; output in the input's grid and format, marked synthetic."""
     from medvae.tasks.synthesis.synthesize import synthesize as run
@@ -108,7 +109,7 @@ def evaluate_synthesis(
     samples: Annotated[int, typer.Option(help="Latent draws per subject.")] = 16,
     seed: Annotated[int, typer.Option(help="Random seed for the draws.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N held-out subjects.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    device: Device = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """PSNR/SSIM/MAE in the brain mask beside linear-regression and L1 U-Net baselines, and how the spread ranks

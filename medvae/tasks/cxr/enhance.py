@@ -156,7 +156,7 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     inputs = discover(input)
     device = str(resolve_device(options.device))
     net, _ = load_model_of_kind(model, "enhancer", device=device)
-    checker = load_model_of_kind(options.checker, "segmenter", "--checker", device=device) if options.check else None
+    checker = load_model_of_kind(options.checker, "segmenter", "checker", device=device) if options.check else None
     _configure_threads()
     verdicts: dict[str, tuple[str, str]] = {}
 

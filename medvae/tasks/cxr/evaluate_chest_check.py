@@ -64,10 +64,13 @@ def seen_patients(info, folder: Path) -> set[str]:
 
 
 def evaluate_chest_check(model: str | os.PathLike | None, chest: list[str], other: list[str], *,
-                         limit: int | None = None, progress: bool = True) -> CheckEvaluation:
+                         limit: int | None = None, progress: bool = True,
+                         device: str = "auto") -> CheckEvaluation:
     """Run the chest check on ``chest`` folders' unseen films and on the ``other`` images (see the module
     docstring)."""
     from tqdm.auto import tqdm
+
+    from medvae.train import resolve_device
 
     from medvae.io.batch import discover
     from medvae.io.images import read_image
@@ -76,7 +79,7 @@ def evaluate_chest_check(model: str | os.PathLike | None, chest: list[str], othe
     from medvae.data.intensity import to_unit
     from medvae.checkpoint import load_model_of_kind
 
-    net, info = load_model_of_kind(model, "segmenter", option="model")
+    net, info = load_model_of_kind(model, "segmenter", option="model", device=str(resolve_device(device)))
     if ranges_of(info) is None:
         raise UsageError(f"model {info.path}: has no chest check; train it with this medvae version", param="model")
     result = CheckEvaluation(ranges=ranges_of(info))

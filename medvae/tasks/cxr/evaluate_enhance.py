@@ -196,9 +196,11 @@ def tune_baselines(films: list[np.ndarray], kinds, severities, seed: int) -> dic
 
 def evaluate_enhance(model: str | os.PathLike, data: list[str] | None = None, *, kinds=None,
                      severities=SEVERITIES, seed: int = 0, size: int = 0, tune: int = 4, limit: int | None = None,
-                     progress: bool = True) -> EnhanceEvaluation:
+                     progress: bool = True, device: str = "auto") -> EnhanceEvaluation:
     """Score the enhancer and the tuned classical baselines on degraded clean films (see the module docstring)."""
     from tqdm.auto import tqdm
+
+    from medvae.train import resolve_device
 
     from medvae.phantoms.degrade import DEGRADATIONS
     from medvae.tasks.cxr.enhance import enhance_values
@@ -207,7 +209,7 @@ def evaluate_enhance(model: str | os.PathLike, data: list[str] | None = None, *,
 
     if size < 0 or tune < 0:
         raise UsageError(f"size and tune must not be negative, got size {size}, tune {tune}", param="size")
-    net, info = load_model_of_kind(model, "enhancer", option="model")
+    net, info = load_model_of_kind(model, "enhancer", option="model", device=str(resolve_device(device)))
     kinds = tuple(kinds or DEGRADATIONS)
     paths, training = eval_images(info, data)
     paths = paths[:limit]

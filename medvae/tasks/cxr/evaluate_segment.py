@@ -165,10 +165,13 @@ def held_out_pairs(models: list, pairs) -> list[tuple[int, object]]:
 
 def evaluate_segment(model, images: str, masks: str | None = None, *, enhancer: str | os.PathLike | None = None,
                      kinds=None, severities=SEVERITIES, seed: int = 0, size: int = 512, classical: bool = False,
-                     limit: int | None = None, progress: bool = True) -> SegmentEvaluation:
+                     limit: int | None = None, progress: bool = True,
+                     device: str = "auto") -> SegmentEvaluation:
     """Score the segmenter (one model file, or a list of one per fold) on the films with masks under ``images``
     that it held out (see the module docstring)."""
     from tqdm.auto import tqdm
+
+    from medvae.train import resolve_device
 
     from medvae.phantoms.degrade import DEGRADATIONS
     from medvae.data.lung_datasets import load_lung_mask, lung_pairs, read_lung_image
@@ -183,8 +186,9 @@ def evaluate_segment(model, images: str, masks: str | None = None, *, enhancer: 
         raise UsageError("model: give at least one segmenter model file", param="model")
     if size < 0:
         raise UsageError(f"size must be 0 (films as they are) or a number of pixels, got {size}", param="size")
-    models = [load_model_of_kind(p, "segmenter", option="model") for p in paths]
-    enhancer_net = load_model_of_kind(enhancer, "enhancer", option="--enhancer")[0]
+    dev = str(resolve_device(device))
+    models = [load_model_of_kind(p, "segmenter", option="model", device=dev) for p in paths]
+    enhancer_net = load_model_of_kind(enhancer, "enhancer", option="enhancer", device=dev)[0]
     chosen = held_out_pairs(models, lung_pairs(Path(images), Path(masks) if masks else None))
     if not chosen:
         raise UsageError(f"data: the models trained on every image in {images}; pass held-out images", param="data")

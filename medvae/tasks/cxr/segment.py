@@ -183,7 +183,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     inputs = discover(input)
     dev = str(resolve_device(device))
     net, info = load_model_of_kind(model, "segmenter", device=dev)
-    enhancer_net = load_model_of_kind(enhancer, "enhancer", "--enhancer", device=dev)[0] if enhance else None
+    enhancer_net = load_model_of_kind(enhancer, "enhancer", "enhancer", device=dev)[0] if enhance else None
     rows: dict[Path, LungAreas] = {}
 
     def compute(image):

@@ -67,7 +67,7 @@ def apply_linear(coef: np.ndarray, images: dict, sources: list[str]) -> np.ndarr
 
 def l1_unet(model_path: Path, info, baseline: str | os.PathLike | None, device: str, progress: bool):
     """``(model, info, note)``: the L1 U-Net baseline from ``baseline``, from beside the model, or trained now."""
-    from medvae.tasks.synthesis.synthesize import load_synthesis_model
+    from medvae.checkpoint import load_model_of_kind
     from medvae.tasks.synthesis.train import SynthesisTrainConfig, train_synthesis
 
     path = Path(baseline) if baseline else model_path.with_suffix(".l1unet.safetensors")
@@ -85,7 +85,7 @@ def l1_unet(model_path: Path, info, baseline: str | os.PathLike | None, device: 
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report (and --json)
             train_synthesis(SynthesisTrainConfig(**config))
         note = f"L1 U-Net baseline trained with the model's data, subjects, epochs and seed: wrote {path}"
-    unet, unet_info = load_synthesis_model(path, device)
+    unet, unet_info = load_model_of_kind(path, "synthesis", option="baseline", device=device)
     if unet.config.latent_channels or unet.config.gan:
         raise UsageError(f"baseline {path} is a VAE-GAN; pass a model from 'medvae train synthesis --model unet'", param="baseline")
     if unet_info.training.get("train_subjects") != info.training.get("train_subjects"):
@@ -94,19 +94,22 @@ def l1_unet(model_path: Path, info, baseline: str | os.PathLike | None, device: 
 
 
 def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *, baseline=None, samples: int = 16,
-                       seed: int = 0, limit: int | None = None, device: str = "cpu", progress: bool = True) -> dict:
+                       seed: int = 0, limit: int | None = None, device: str = "auto", progress: bool = True) -> dict:
     """Score the model, the linear regression and the L1 U-Net on ``data``'s held-out subjects (see module doc)."""
     from tqdm.auto import tqdm
 
     from medvae.data.paired import find_subjects, read_subject_folder
     from medvae.metrics import masked_image_metrics, spearman
-    from medvae.tasks.synthesis.synthesize import load_synthesis_model, synthesize_subject
+    from medvae.checkpoint import load_model_of_kind
+    from medvae.tasks.synthesis.synthesize import synthesize_subject
+    from medvae.train import resolve_device
 
+    device = str(resolve_device(device))
     check_positive("samples", samples)
     if samples < 2:
         raise UsageError("samples must be at least 2 to measure a spread", param="samples")
     model_path = Path(model_path)
-    model, info = load_synthesis_model(model_path, device)
+    model, info = load_model_of_kind(model_path, "synthesis", option="model", device=device)
     pre = info.preprocessing
     sources, target = pre["sources"], pre["target"]
     trained_on = set(info.training.get("train_subjects") or [])

@@ -35,17 +35,6 @@ class Synthesis:
     samples: int = 1
 
 
-def load_synthesis_model(path: str | os.PathLike, device: str = "cpu"):
-    """``(model, info)`` for a model file from ``medvae train synthesis``; another kind is a usage error."""
-    from medvae.checkpoint import load_model, read_model_info
-    from medvae.train import resolve_device
-
-    info = read_model_info(path)
-    if info.kind != "synthesis":
-        raise UsageError(f"model {path} is a {info.kind} model; synthesis needs one from 'medvae train synthesis'", param="model")
-    return load_model(path, device=str(resolve_device(device)))
-
-
 def sample_on_grid(model, source, samples: int, seed: int, patch_size: int | None = None, batch_size: int = 16):
     """``samples`` draws over a whole volume on the model's grid: ``source`` ``(S, X, Y, Z)`` → ``(K, C, X, Y, Z)``
     (channel 0 the mean, channel 1 if any the log Laplace scale; see :func:`predictive_moments`).
@@ -149,10 +138,12 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
     from medvae.io.batch import BatchReport, run_batch
     from medvae.io.images import format_from_suffix
     from medvae.data.paired import is_subject
+    from medvae.checkpoint import load_model_of_kind
+    from medvae.train import resolve_device
 
     check_positive("samples", samples)
     input, out = Path(input), Path(out)
-    model, info = load_synthesis_model(model_path, device)
+    model, info = load_model_of_kind(model_path, "synthesis", option="model", device=str(resolve_device(device)))
     pre = info.preprocessing
     sources, target = pre["sources"], pre["target"]
     if not input.exists():
