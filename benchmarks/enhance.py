@@ -29,8 +29,7 @@ def naive(model, paths: list[Path], out: Path) -> None:
     import torch
 
     from medvae.io.images import read_image, write_image
-    from medvae.data.intensity import from_unit
-    from medvae.data.intensity import to_unit
+    from medvae.data.intensity import from_unit, to_unit
 
     out.mkdir(parents=True, exist_ok=True)
     for path in paths:

@@ -16,8 +16,7 @@ from medvae.io.images import Image, read_image, write_image
 from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
 from medvae.tasks.cxr.enhance import EnhanceOptions, enhance, enhance_array, enhance_image
-from medvae.data.intensity import from_unit
-from medvae.data.intensity import to_unit
+from medvae.data.intensity import from_unit, to_unit
 from medvae.tasks.cxr.segment import lung_labels, segment
 from medvae_cli.main import app
 
