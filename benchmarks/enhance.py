@@ -7,7 +7,7 @@ this one process times
 
 * the naive loop: for each file, read it, map it to [0, 1], run the whole image through the model in one
   forward pass under ``torch.no_grad()``, map back, write a DICOM; one at a time;
-* ``medvae.tasks.enhance.enhance`` on the folder (reads ahead and writes behind in threads, inference mode,
+* ``medvae.tasks.cxr.enhance.enhance`` on the folder (reads ahead and writes behind in threads, inference mode,
   channels-last convolutions, tiles above 1024 pixels),
 
 and prints images per second and the ratio. Peak memory (max RSS) is measured in a fresh process per
@@ -28,8 +28,8 @@ from pathlib import Path
 def naive(model, paths: list[Path], out: Path) -> None:
     import torch
 
-    from medvae.data.io import read_image, write_image
-    from medvae.tasks.enhance import from_unit, to_unit
+    from medvae.io.images import read_image, write_image
+    from medvae.data.intensity import from_unit, to_unit
 
     out.mkdir(parents=True, exist_ok=True)
     for path in paths:
@@ -45,7 +45,7 @@ def peak_memory(model: Path, folder: Path, n: int) -> float:
     code = f"""
 import resource, shutil, sys, tempfile
 from pathlib import Path
-from medvae.tasks.enhance import enhance
+from medvae.tasks.cxr.enhance import enhance
 src = Path(tempfile.mkdtemp()); out = Path(tempfile.mkdtemp()) / "out"
 for p in sorted(Path({str(folder)!r}).glob("*.dcm"))[:{n}]:
     (src / p.name).symlink_to(p)
@@ -69,9 +69,10 @@ def main() -> None:
 
     import torch
 
-    from medvae.data.cxr_phantoms import write_cxr_phantoms
+    from medvae.phantoms.cxr import write_cxr_phantoms
     from medvae.pretrained import packaged_model
-    from medvae.tasks.enhance import enhance, load_model_of_kind
+    from medvae.tasks.cxr.enhance import enhance
+    from medvae.checkpoint import load_model_of_kind
 
     model_path = args.model or packaged_model("enhancer")
     counts = [int(c) for c in args.memory.split(",") if c.strip()]

@@ -33,8 +33,8 @@ def main() -> None:
 
     import torch
 
-    from medvae.tasks.evaluate_generative import evaluate_generative
-    from medvae.tasks.train_generative import train_generative
+    from medvae.tasks.generative.evaluate import evaluate_generative
+    from medvae.tasks.generative.train import train_generative
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     folder = args.out or Path(tempfile.mkdtemp(prefix="medvae-bench-"))

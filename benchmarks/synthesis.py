@@ -41,9 +41,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args()
 
-    from medvae.data.phantoms import write_brain_phantoms
-    from medvae.tasks.evaluate_synthesis import evaluate_synthesis, format_report
-    from medvae.tasks.train_synthesis import train_synthesis
+    from medvae.phantoms.brain import write_brain_phantoms
+    from medvae.tasks.synthesis.evaluate import evaluate_synthesis, format_report
+    from medvae.tasks.synthesis.train import train_synthesis
 
     folder = args.out or Path(tempfile.mkdtemp(prefix="medvae-synthesis-"))
     sources = tuple(args.source or ["t1"])
@@ -87,9 +87,10 @@ def figure(model_path: Path, subject: Path, target: str, sources, samples: int, 
     import numpy as np
 
     from medvae.data.paired import read_subject_folder
-    from medvae.tasks.synthesize import load_synthesis_model, synthesize_subject
+    from medvae.checkpoint import load_model_of_kind
+    from medvae.tasks.synthesis.synthesize import synthesize_subject
 
-    model, info = load_synthesis_model(model_path)
+    model, info = load_model_of_kind(model_path, "synthesis", option="model")
     images = read_subject_folder(subject, [*sources, target], ("mask", f"{target}_truth"))
     result = synthesize_subject(model, info, images, samples, seed)
     z = images[sources[0]].array.shape[2] // 2 + 5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,28 +26,41 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def run_task(fn: Callable[..., T], *args, **kwargs) -> T:
     """Call a library function; its errors become one line on stderr and an exit code (a traceback with --debug)."""
-    from medvae.errors import MedvaeError, UsageError
+    from medvae.errors import MedvaeError, UsageError, first_line
 
     try:
         return fn(*args, **kwargs)
     except MedvaeError as e:
         if state.debug:
             raise
-        message = _first_line(e)
-        if isinstance(e, UsageError):  # library messages name the parameter; on the command line it is an option
-            message = re.sub(r"^([a-z][a-z_]*) ", lambda m: f"--{m.group(1).replace('_', '-')} ", message)
+        message = first_line(e)
+        if isinstance(e, UsageError) and e.param:
+            message = _as_typed(message, e.param)
         raise fail(message, e.exit_code) from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
     except Exception as e:  # an unexpected failure: still one line unless --debug
         if state.debug:
             raise
-        raise fail(f"{type(e).__name__}: {_first_line(e)} (run 'medvae --debug ...' for the traceback)", 1) from None
+        raise fail(f"{type(e).__name__}: {first_line(e)} (run 'medvae --debug ...' for the traceback)", 1) from None
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+def _as_typed(message: str, param: str) -> str:
+    """``message`` with its leading library parameter name replaced by what the user typed on the running
+    command: the option (``--batch-size``) or the argument (``OUTPUT``). A parameter the command does not
+    have (a value read from a model file, say) is left as the library named it."""
+    try:
+        from click import get_current_context
+    except ImportError:  # typer 0.2x vendors click
+        from typer._click.globals import get_current_context
+
+    context = get_current_context(silent=True)
+    command = context.command if context is not None else None
+    for p in getattr(command, "params", []):
+        if p.name == param and message.startswith(param):
+            shown = p.opts[0] if p.param_type_name == "option" else (p.metavar or p.name.upper())
+            return shown + message[len(param):]
+    return message
 
 
 def parse_floats(name: str, text: str, n: int | None = None) -> tuple[float, ...]:
@@ -75,3 +87,8 @@ def parse_ints(name: str, text: str) -> tuple[int, ...]:
 
 def echo_err(text: str) -> None:
     print(text, file=sys.stderr)
+
+
+def parse_kinds(text: str | None) -> tuple[str, ...] | None:
+    """Parse ``"noise,blur"`` into names (None when not given)."""
+    return tuple(k.strip() for k in text.split(",") if k.strip()) if text else None

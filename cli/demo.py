@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from medvae_cli._options import Device, Progress
 from medvae_cli._run import parse_floats, parse_ints, run_task
 
 app = typer.Typer(help="Reference examples that show how a VAE works.", no_args_is_help=True)
@@ -31,12 +32,12 @@ def mnist(
     nll_k: Annotated[int, typer.Option(help="Importance samples per image for the NLL estimate.")] = 1000,
     nll_images: Annotated[Optional[int], typer.Option(help="Test images for the NLL estimate (default all).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Device = "auto",
     amp: Annotated[bool, typer.Option(help="Mixed precision: bf16/fp16 on CUDA; bf16 for the MLP's big matmuls "
                                       "on CPUs with native bf16.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from the training state in --out.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N images of each split.")] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Progress = True,
 ) -> None:
     """Train the classic MNIST VAE and draw its latent space, manifold, a decoded point and the loss."""
     from medvae.tasks import MnistDemoConfig, run_mnist_demo

@@ -1,5 +1,8 @@
 """The ``medvae`` Typer app. Each command parses and checks its options, then calls one function in
 :mod:`medvae.tasks`. Nothing here imports torch or MONAI at module level, so ``--help`` stays fast.
+
+Commands live in modules named like the task groups they call (``generative``, ``synthesis``, ``cxr``, and the
+small jobs ``demo``, ``convert``, ``info``, ``phantom``); this file puts them under their verbs.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from typing import Annotated
 import typer
 
 from medvae import __version__
-from medvae_cli import convert, demo, enhance, evaluate, generate, info, phantom, synthesize, train
+from medvae_cli import convert, cxr, demo, generative, info, phantom, synthesis
 from medvae_cli._run import state
 
 app = typer.Typer(
@@ -20,14 +23,27 @@ app = typer.Typer(
     # Tracebacks with locals would print patient data from DICOM headers.
     pretty_exceptions_show_locals=False,
 )
+train = typer.Typer(help="Train a model.", no_args_is_help=True)
+train.command("vae")(generative.train_command("vae"))
+train.command("vaegan")(generative.train_command("vaegan"))
+train.command("synthesis")(synthesis.train_synthesis)
+train.command("enhance")(cxr.train_enhance)
+train.command("segment")(cxr.train_segment)
+evaluate = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True)
+evaluate.command("generative")(generative.evaluate_generative)
+evaluate.command("synthesis")(synthesis.evaluate_synthesis)
+evaluate.command("enhance")(cxr.evaluate_enhance)
+evaluate.command("segment")(cxr.evaluate_segment)
+evaluate.command("chest-check")(cxr.evaluate_chest_check)
+
 app.add_typer(demo.app, name="demo")
-app.add_typer(train.app, name="train")
-app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(train, name="train")
+app.add_typer(evaluate, name="evaluate")
 app.add_typer(phantom.app, name="phantom")
-app.command("generate")(generate.generate)
-app.command("synthesize")(synthesize.synthesize)
-app.command("enhance")(enhance.enhance)
-app.command("segment")(enhance.segment)
+app.command("generate")(generative.generate)
+app.command("synthesize")(synthesis.synthesize)
+app.command("enhance")(cxr.enhance)
+app.command("segment")(cxr.segment)
 app.command("convert")(convert.convert)
 app.command("info")(info.info)
 

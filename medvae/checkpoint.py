@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from medvae import __version__
-from medvae.data.atomic import atomic_path
-from medvae.errors import InputError
+from medvae.io.atomic import atomic_path
+from medvae.errors import InputError, UsageError
 
 FORMAT = "medvae-model"
 
@@ -138,3 +138,23 @@ def load_model(path: str | os.PathLike, device: str = "cpu"):
         first = str(e).strip().splitlines()[0:2]
         raise InputError(f"{path}: weights do not match the {info.kind} config ({' '.join(first)})") from None
     return model.to(device).eval(), info
+
+
+#: the command that makes each kind of model, for messages
+MADE_BY = {"vae": "train vae", "vaegan": "train vaegan", "synthesis": "train synthesis", "enhancer": "train enhance",
+           "segmenter": "train segment"}
+
+
+def load_model_of_kind(path: str | os.PathLike | None, kind: str, option: str = "model", device: str = "cpu"):
+    """Load a medvae model file of ``kind`` (the packaged one when ``path`` is None); ``(model, info)``.
+
+    ``option`` names the parameter the path came from, for the message when the file holds another kind.
+    """
+    from medvae.pretrained import packaged_model
+
+    path = Path(path) if path is not None else packaged_model(kind)
+    info = read_model_info(path)
+    if info.kind != kind:
+        made_by = f" (from 'medvae {MADE_BY[kind]}')" if kind in MADE_BY else ""
+        raise UsageError(f"{option} {path}: is a {info.kind} model; pass a {kind} model{made_by}", param=option)
+    return load_model(path, device)

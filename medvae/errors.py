@@ -17,9 +17,18 @@ class MedvaeError(Exception):
 
 
 class UsageError(MedvaeError, ValueError):
-    """A bad argument or option: exit code 2."""
+    """A bad argument or option: exit code 2.
+
+    ``param`` names the parameter the message is about, as the library spells it (``"batch_size"``); the
+    message starts with that name, and the command line replaces it by the option or argument the user gave
+    (``--batch-size``, ``OUTPUT``). A message about no parameter leaves it None.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class InputError(MedvaeError):
@@ -44,6 +53,12 @@ def check_positive(name: str, value: float, *, integer: bool = True) -> None:
     """
     kind = "a positive integer" if integer else "a positive, finite number"
     if integer and (isinstance(value, bool) or int(value) != value):
-        raise UsageError(f"{name} must be {kind}, got {value!r}")
+        raise UsageError(f"{name} must be {kind}, got {value!r}", param=name)
     if not (value > 0 and math.isfinite(value)):
-        raise UsageError(f"{name} must be {kind}, got {value!r}")
+        raise UsageError(f"{name} must be {kind}, got {value!r}", param=name)
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from medvae.losses import bernoulli_nll, kl_standard_normal, log_normal, log_standard_normal
+from medvae.losses import bernoulli_nll, gaussian_kl, log_normal, log_standard_normal
 
 
 @torch.no_grad()
@@ -22,7 +22,7 @@ def negative_elbo(model, x: Tensor, samples: int = 1) -> dict[str, Tensor]:
         ``{"neg_elbo", "recon", "kl"}``: reconstruction is E_q[-log p(x|z)], KL is closed form.
     """
     mu, logvar = model.encode(x)
-    kl = kl_standard_normal(mu, logvar)
+    kl = gaussian_kl(mu, logvar)
     recon = torch.zeros_like(kl)
     for _ in range(samples):
         z = model.reparameterize(mu, logvar)

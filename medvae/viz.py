@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medvae.data.atomic import atomic_path
+from medvae.io.atomic import atomic_path
 
 
 def _plt():
@@ -90,7 +90,7 @@ def contact_sheet(images, path: str | os.PathLike, ncols: int = 8, gap: int = 2)
     """
     from PIL import Image
 
-    from medvae.data.atomic import atomic_path
+    from medvae.io.atomic import atomic_path
 
     images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
     n, h, w = images.shape

@@ -35,12 +35,14 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from medvae.data.degrade import degrade
+    from medvae.checkpoint import load_model_of_kind
+    from medvae.data.intensity import to_unit
     from medvae.data.lung_datasets import load_lung_mask, lung_pairs, read_lung_image
-    from medvae.tasks.enhance import enhance_values, load_model_of_kind, to_unit
-    from medvae.tasks.evaluate_enhance import classical, eval_images, quality, tune_baselines
-    from medvae.tasks.segment import lung_labels, predict_lungs
-    from medvae.tasks.train_enhance import read_unit
+    from medvae.phantoms.degrade import degrade
+    from medvae.tasks.cxr.enhance import enhance_values
+    from medvae.tasks.cxr.evaluate_enhance import classical, eval_images, quality, tune_baselines
+    from medvae.tasks.cxr.segment import lung_labels, predict_lungs
+    from medvae.tasks.cxr.train_enhance import read_unit
 
     enhancer, info = load_model_of_kind(args.enhancer, "enhancer")
     segmenter, seg_info = load_model_of_kind(args.segmenter, "segmenter")
@@ -65,7 +67,7 @@ def main() -> int:
     pairs = [p for p in lung_pairs(args.lungs / "images", args.lungs / "masks") if p.image.name in held][:4]
     for ax, pair in zip(axes[2], pairs):
         image = read_lung_image(pair.image)
-        unit = to_unit(image.array.reshape(image.array.shape[:2]))[0]
+        unit = to_unit(image.plane())[0]
         unit = to_unit(enhance_values(enhancer, unit))[0]
         labels = lung_labels(predict_lungs(segmenter, seg_info, unit))
         truth = load_lung_mask(pair, unit.shape)

@@ -44,7 +44,7 @@ def reduced_cr(name: str, factor: int = 8) -> pydicom.Dataset:
 
 
 def main() -> None:
-    from medvae.data.io import Image, write_image
+    from medvae.io.images import Image, write_image
     from medvae.tasks.convert import convert
 
     dicom, nifti, png = ROOT / "dicom", ROOT / "nifti", ROOT / "png"
@@ -93,7 +93,7 @@ def make_brain_templates() -> None:
     import nilearn.datasets
     from nilearn.image import resample_img
 
-    from medvae.data.io import Image, write_image
+    from medvae.io.images import Image, write_image
 
     folder = ROOT / "brain"
     shutil.rmtree(folder, ignore_errors=True)

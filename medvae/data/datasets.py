@@ -122,8 +122,8 @@ def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2
     import torch
     from tqdm.auto import tqdm
 
-    from medvae.data.batch import discover
-    from medvae.data.io import read_image
+    from medvae.io.batch import discover
+    from medvae.io.images import read_image
     from medvae.data.transforms import fit_size, prepare
     from medvae.errors import InputError
 

@@ -17,7 +17,7 @@ PERCENTILES = (0.5, 99.5)
 
 def check_normalize(normalize: str) -> str:
     if normalize not in NORMALIZE_CHOICES:
-        raise UsageError(f"normalize {normalize!r} is not one of {', '.join(NORMALIZE_CHOICES)}")
+        raise UsageError(f"normalize {normalize!r} is not one of {', '.join(NORMALIZE_CHOICES)}", param="normalize")
     return normalize
 
 
@@ -64,7 +64,7 @@ def scale_to_unit(array: np.ndarray, low: float, high: float) -> np.ndarray:
 def to_display(array: np.ndarray, low: float, high: float, bits: int = 8) -> np.ndarray:
     """Map ``low..high`` to the integers ``0..2**bits - 1`` (uint8 or uint16)."""
     if bits not in (8, 16):
-        raise UsageError(f"bits must be 8 or 16, got {bits}")
+        raise UsageError(f"bits must be 8 or 16, got {bits}", param="bits")
     top = 2**bits - 1
     return np.round(scale_to_unit(array, low, high) * top).astype(np.uint8 if bits == 8 else np.uint16)
 
@@ -89,3 +89,23 @@ def voi_lut_to_unit(image) -> np.ndarray | None:
     out = apply_voi_lut(np.asarray(values), header, index=0).astype(np.float32) / np.float32(top)
     out = np.clip(out, 0.0, 1.0)
     return 1.0 - out if inverted else out
+
+
+def to_unit(array: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``array`` mapped to [0, 1] by its minimum and maximum, as float32, with ``(low, high)``."""
+    low, high = float(array.min()), float(array.max())
+    if not np.isfinite(low) or not np.isfinite(high):
+        raise InputError("the image has non-finite values")
+    scale = high - low if high > low else 1.0
+    return ((array.astype(np.float64) - low) / scale).astype(np.float32), low, high
+
+
+def from_unit(unit: np.ndarray, low: float, high: float, dtype: np.dtype) -> np.ndarray:
+    """The inverse of :func:`to_unit`, rounded and clipped into ``dtype`` when it is an integer type
+    (a constant image, ``low == high``, comes back constant)."""
+    if not high > low:
+        return np.full(unit.shape, low, dtype=dtype)
+    values = np.clip(unit, 0.0, 1.0).astype(np.float64) * (high - low) + low
+    if np.dtype(dtype).kind in "iub":
+        return np.clip(np.round(values), low, high).astype(dtype)
+    return values.astype(dtype)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.errors import InputError
+from medvae.errors import InputError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class LungPairs(list):
 
 # ---------------------------------------------------------------------------------------------- reading
 def read_jsrt_img(path: str | os.PathLike):
-    """Read a JSRT ``.IMG`` film as a :class:`medvae.data.io.Image`, bright = dense.
+    """Read a JSRT ``.IMG`` film as a :class:`medvae.io.images.Image`, bright = dense.
 
     JSRT files have no header: 2048 x 2048 pixels of 12-bit unsigned big-endian values, where a higher
     value is a darker (less dense) point, as film density goes. They are inverted (``4095 - value``) so
@@ -80,7 +80,7 @@ def read_jsrt_img(path: str | os.PathLike):
     Raises:
         InputError: the byte count is not that of a square 16-bit image, or values exceed 12 bits.
     """
-    from medvae.data.io import Image
+    from medvae.io.images import Image
 
     path = Path(path)
     if not path.is_file():
@@ -104,8 +104,8 @@ def read_jsrt_img(path: str | os.PathLike):
 
 def read_lung_image(path: str | os.PathLike):
     """Read a radiograph of any of the layouts: JSRT ``.IMG`` with :func:`read_jsrt_img`, the rest with
-    :func:`medvae.data.io.read_image`."""
-    from medvae.data.io import read_image
+    :func:`medvae.io.images.read_image`."""
+    from medvae.io.images import read_image
 
     path = Path(path)
     return read_jsrt_img(path) if path.suffix.lower() == ".img" else read_image(path)
@@ -120,9 +120,9 @@ def _read_mask(path: Path) -> np.ndarray:
             with PILImage.open(path) as img:
                 array = np.asarray(img.convert("L")).T
         except Exception as e:
-            raise InputError(f"{path}: cannot read this mask ({str(e).strip().splitlines()[0]})") from e
+            raise InputError(f"{path}: cannot read this mask ({first_line(e)})") from e
     else:
-        from medvae.data.io import read_image
+        from medvae.io.images import read_image
 
         array = read_image(path).array
     if array.ndim == 3 and array.shape[2] == 1:
@@ -145,7 +145,7 @@ def _resize_nearest(mask: np.ndarray, shape: tuple[int, int], path: Path) -> np.
 def load_lung_mask(pair: LungPair, shape: tuple[int, ...]) -> np.ndarray:
     """The pair's lungs as one mask: uint8, 1 inside either lung, 0 elsewhere, shape ``shape`` (x, y).
 
-    Each mask file is read (PNG, DICOM, ... with :func:`medvae.data.io.read_image`; GIF and BMP with
+    Each mask file is read (PNG, DICOM, ... with :func:`medvae.io.images.read_image`; GIF and BMP with
     Pillow), thresholded at > 0, resized with nearest neighbour to ``shape`` where it differs (SCR's masks
     are half the JSRT films' size), and the files are joined (Montgomery and SCR give each lung its own).
     """

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.data.atomic import atomic_path, write_bytes
+from medvae.io.atomic import atomic_path, write_bytes
 from medvae.errors import InputError, UsageError
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
@@ -91,7 +91,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     array = np.asarray(array)
     code = _IDX_CODES.get(array.dtype.newbyteorder("="))
     if code is None:
-        raise UsageError(f"array dtype {array.dtype} has no IDX type code; use uint8, int8, int16, int32, float32 or float64")
+        raise UsageError(f"array dtype {array.dtype} has no IDX type code; use uint8, int8, int16, int32, float32 or float64", param="array")
     payload = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload += array.astype(_IDX_DTYPES[code], copy=False).tobytes()
     if path.suffix == ".gz":

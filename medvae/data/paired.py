@@ -115,7 +115,7 @@ def find_subjects(root: str | os.PathLike, modalities: list[str], required: list
 
 def read_subject(subject: Subject, modalities: list[str]):
     """``{modality: Image}`` as 3-D volumes on the first modality's grid (others resampled onto it if needed)."""
-    from medvae.data.io import read_image
+    from medvae.io.images import read_image
 
     images = {}
     for modality in modalities:
@@ -221,10 +221,10 @@ def restore_grid(values: np.ndarray, prepared: PreparedSubject) -> np.ndarray:
 def check_modalities(sources: list[str], target: str) -> None:
     """Sources must be distinct, non-empty, and not include the target or the mask."""
     if not sources:
-        raise UsageError("source must name at least one modality, e.g. --source t1")
+        raise UsageError("source must name at least one modality, e.g. --source t1", param="source")
     if len(set(sources)) != len(sources):
-        raise UsageError(f"source lists a modality twice: {sources}")
+        raise UsageError(f"source lists a modality twice: {sources}", param="source")
     if target in sources:
-        raise UsageError(f"target {target!r} is also a source; the target is the modality to synthesise")
+        raise UsageError(f"target {target!r} is also a source; the target is the modality to synthesise", param="target")
     if "mask" in sources or target == "mask":
         raise UsageError("'mask' marks the brain; it cannot be a source or the target")

@@ -77,7 +77,7 @@ def patient_folds(patients: list[str], folds: int, seed: int) -> np.ndarray:
     """
     unique = sorted(set(patients))
     if folds < 2 or folds > len(unique):
-        raise UsageError(f"folds must be between 2 and the number of patients ({len(unique)}), got {folds}")
+        raise UsageError(f"folds must be between 2 and the number of patients ({len(unique)}), got {folds}", param="folds")
     counts = {p: patients.count(p) for p in unique}
     order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
     order.sort(key=lambda p: -counts[p])  # stable: the shuffle breaks ties
@@ -94,7 +94,7 @@ def patient_split(patients: list[str], fraction: float, seed: int) -> tuple[np.n
     (at least one patient on each side)."""
     unique = sorted(set(patients))
     if len(unique) < 2:
-        raise UsageError(f"data: need images of at least 2 patients to hold one out, found {len(unique)}")
+        raise UsageError(f"data: need images of at least 2 patients to hold one out, found {len(unique)}", param="data")
     order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
     target, held, n = fraction * len(patients), set(), 0
     for p in order[:-1]:  # never every patient
@@ -111,6 +111,15 @@ def patient_split(patients: list[str], fraction: float, seed: int) -> tuple[np.n
 def fold_split(patients: list[str], folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(train indices, test indices)`` for fold ``fold`` of a patient-level ``folds``-fold split."""
     if not 0 <= fold < folds:
-        raise UsageError(f"fold must be between 0 and folds - 1 ({folds - 1}), got {fold}")
+        raise UsageError(f"fold must be between 0 and folds - 1 ({folds - 1}), got {fold}", param="fold")
     assigned = patient_folds(patients, folds, seed)
     return np.flatnonzero(assigned != fold), np.flatnonzero(assigned == fold)
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded held-out split: ``(train indices, validation indices)``, at least one of each."""
+    if n < 2:
+        raise UsageError(f"data: need at least 2 images to hold one out for validation, found {n}", param="data")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(n - 1, max(1, round(n * fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])

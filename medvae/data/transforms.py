@@ -111,7 +111,7 @@ def prepare(image, size: Sequence[int], *, normalize: str = "percentile",
     """Channel-first, intensity window to [0, 1], resize keeping the physical aspect ratio, pad to ``size``.
 
     Args:
-        image: a :class:`medvae.data.io.Image` (2-D or 3-D).
+        image: a :class:`medvae.io.images.Image` (2-D or 3-D).
         size: the model's spatial size, one number per image axis.
         normalize: how intensities map to [0, 1] (see :class:`IntensityWindow`).
 
@@ -165,8 +165,19 @@ def restore(output, prepared: ModelInput) -> np.ndarray:
         output = output[None]
     if tuple(output.shape[1:]) != tuple(prepared.tensor.shape[1:]):
         raise UsageError(f"output shape {tuple(output.shape)} does not match the prepared input "
-                         f"{tuple(prepared.tensor.shape)}")
+                         f"{tuple(prepared.tensor.shape)}", param="output")
     tracked = MetaTensor(output, meta=dict(prepared.tensor.meta),
                          applied_operations=list(prepared.tensor.applied_operations))
     restored = prepared.pipeline.inverse(tracked)
     return np.asarray(restored[0].numpy(), dtype=np.float32)
+
+
+def resize(array: np.ndarray, shape: tuple[int, int], *, labels: bool = False) -> np.ndarray:
+    """``array`` resized to ``shape``: anti-aliased linear for images, nearest neighbour for labels."""
+    from skimage.transform import resize as sk_resize
+
+    if tuple(array.shape) == tuple(shape):
+        return array
+    if labels:
+        return sk_resize(array, shape, order=0, preserve_range=True, anti_aliasing=False).astype(array.dtype)
+    return sk_resize(array, shape, order=1, preserve_range=True, anti_aliasing=True).astype(np.float32)

@@ -13,8 +13,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from medvae.losses import bernoulli_nll, kl_standard_normal
+from medvae.losses import bernoulli_nll, gaussian_kl
 
+
+
+def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
+    """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through (any shape)."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 @dataclass
 class LossOutput:
@@ -63,10 +68,7 @@ class VAE(nn.Module):
         """``(B, L)`` latents -> ``(B, C, *spatial)`` logits."""
         raise NotImplementedError
 
-    @staticmethod
-    def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
-        """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through."""
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    reparameterize = staticmethod(reparameterize)  # the module function, as a method of every VAE
 
     def forward(self, x: Tensor) -> VAEOutput:
         mu, logvar = self.encode(x)
@@ -80,7 +82,7 @@ class VAE(nn.Module):
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Per-sample reconstruction NLL and KL, each ``(B,)``, from one posterior sample."""
         out = self(x)
-        return bernoulli_nll(out.logits, x), kl_standard_normal(out.mu, out.logvar)
+        return bernoulli_nll(out.logits, x), gaussian_kl(out.mu, out.logvar)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         """Negative ELBO per image, averaged over the batch: BCE summed over pixels + closed-form KL."""

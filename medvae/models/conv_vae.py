@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from medvae.errors import UsageError
-from medvae.losses import bernoulli_nll, gaussian_nll, kl_standard_normal, kl_weight
+from medvae.losses import bernoulli_nll, gaussian_nll, gaussian_kl, kl_weight
 from medvae.models.base import VAE, LossOutput
 
 
@@ -53,23 +53,23 @@ class ConvVAEConfig:
     def __post_init__(self) -> None:
         self.in_shape, self.channels, self.strides = tuple(self.in_shape), tuple(self.channels), tuple(self.strides)
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         if len(self.in_shape) != self.spatial_dims + 1:
             raise UsageError(
                 f"in_shape {self.in_shape} must be (C, *spatial) with {self.spatial_dims} spatial sizes"
-            )
+            , param="in_shape")
         if len(self.channels) != len(self.strides) or not self.channels:
-            raise UsageError(f"channels {self.channels} and strides {self.strides} must have the same, non-zero length")
+            raise UsageError(f"channels {self.channels} and strides {self.strides} must have the same, non-zero length", param="channels")
         if self.latent_dim < 1:
-            raise UsageError(f"latent_dim must be a positive integer, got {self.latent_dim}")
+            raise UsageError(f"latent_dim must be a positive integer, got {self.latent_dim}", param="latent_dim")
         if self.likelihood not in ("bernoulli", "gaussian"):
-            raise UsageError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}")
+            raise UsageError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}", param="likelihood")
         if not self.sigma > 0:
-            raise UsageError(f"sigma must be positive, got {self.sigma}")
+            raise UsageError(f"sigma must be positive, got {self.sigma}", param="sigma")
         if not self.beta >= 0:
-            raise UsageError(f"beta must be 0 or more, got {self.beta}")
+            raise UsageError(f"beta must be 0 or more, got {self.beta}", param="beta")
         if self.kl_warmup_epochs < 0:
-            raise UsageError(f"kl_warmup_epochs must be 0 or more, got {self.kl_warmup_epochs}")
+            raise UsageError(f"kl_warmup_epochs must be 0 or more, got {self.kl_warmup_epochs}", param="kl_warmup_epochs")
         stride = math.prod(self.strides)
         if any(n % stride or n < 2 * stride for n in self.in_shape[1:]):
             raise UsageError(f"The image size {self.in_shape[1:]} must be divisible by the total down-sampling "
@@ -127,7 +127,7 @@ class ConvVAE(VAE):
 
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         out = self(x)
-        return self.recon_nll(out.logits, x), kl_standard_normal(out.mu, out.logvar)
+        return self.recon_nll(out.logits, x), gaussian_kl(out.mu, out.logvar)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         """Reconstruction NLL + (warmed-up) beta x KL, per image, averaged over the batch."""

@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.models.base import LossOutput
+from medvae.losses import gaussian_kl
+from medvae.models.base import LossOutput, reparameterize
 
 NORMS = ("BATCH", "INSTANCE", "NONE")
 
@@ -65,21 +66,21 @@ class EnhancerConfig:
         self.channels = tuple(self.channels)
         self.norm = str(self.norm).upper()
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         if self.in_channels < 1:
-            raise UsageError(f"in_channels must be at least 1, got {self.in_channels}")
+            raise UsageError(f"in_channels must be at least 1, got {self.in_channels}", param="in_channels")
         if len(self.channels) < 2 or any(int(c) != c or c < 1 for c in self.channels):
-            raise UsageError(f"channels must list at least 2 positive integers, got {self.channels}")
+            raise UsageError(f"channels must list at least 2 positive integers, got {self.channels}", param="channels")
         if self.latent_channels < 1:
-            raise UsageError(f"latent_channels must be at least 1, got {self.latent_channels}")
+            raise UsageError(f"latent_channels must be at least 1, got {self.latent_channels}", param="latent_channels")
         if self.num_res_units < 0:
-            raise UsageError(f"num_res_units must be 0 or more, got {self.num_res_units}")
+            raise UsageError(f"num_res_units must be 0 or more, got {self.num_res_units}", param="num_res_units")
         if self.norm not in NORMS:
-            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}", param="norm")
         for name in ("beta", "ssim_weight"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
-                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}")
+                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}", param=name)
 
     @property
     def multiple(self) -> int:
@@ -105,9 +106,9 @@ class EnhancerOutput:
 def check_size(x: Tensor, spatial_dims: int, multiple: int) -> None:
     """Raise :class:`UsageError` unless ``x`` is ``(B, C, *spatial)`` with sizes that are multiples of ``multiple``."""
     if x.ndim != spatial_dims + 2:
-        raise UsageError(f"expected a (B, C, {spatial_dims} spatial sizes) tensor, got shape {tuple(x.shape)}")
+        raise UsageError(f"expected a (B, C, {spatial_dims} spatial sizes) tensor, got shape {tuple(x.shape)}", param="expected")
     if any(s % multiple for s in x.shape[2:]):
-        raise UsageError(f"spatial sizes must be multiples of {multiple} (pad the image), got {tuple(x.shape[2:])}")
+        raise UsageError(f"spatial sizes must be multiples of {multiple} (pad the image), got {tuple(x.shape[2:])}", param="spatial")
 
 
 def _res(c: EnhancerConfig, cin: int, cout: int, strides: int = 1) -> nn.Module:
@@ -168,7 +169,7 @@ class EnhancerModel(nn.Module):
         mu, logvar = self.to_posterior(h).chunk(2, dim=1)  # each (B, zc, *bottleneck)
         logvar = logvar.clamp(-10, 10)
         sample = self.training if sample is None else sample
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        z = reparameterize(mu, logvar) if sample else mu
         h = self.fuse(torch.cat([h, self.from_latent(z)], dim=1))  # (B, ch[-1], *bottleneck)
         for up, merge, skip in zip(self.up, self.merge, reversed(feats[:-1])):
             h = merge(torch.cat([up(h), skip], dim=1))  # (B, ch[i-1], *spatial / 2**(i-1))
@@ -194,8 +195,7 @@ class EnhancerModel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             image, mu, logvar = out.image.float(), out.mu.float(), out.logvar.float()
             l1 = (image - target).abs().mean()
-            kl = 0.5 * (logvar.exp() + mu.square() - 1 - logvar)  # (B, zc, *bottleneck)
-            kl = (kl.flatten(1).sum(1) / target[0].numel()).mean()
+            kl = (gaussian_kl(mu, logvar) / target[0].numel()).mean()
             c = self.config
             total = l1 + c.beta * kl
             terms = {"l1": l1.detach(), "kl": kl.detach()}

@@ -32,11 +32,11 @@ class MLPVAEConfig:
     def __post_init__(self) -> None:
         self.in_shape, self.hidden = tuple(self.in_shape), tuple(self.hidden)
         if not self.in_shape or any(s < 1 for s in self.in_shape):
-            raise UsageError(f"in_shape must be positive sizes, got {self.in_shape}")
+            raise UsageError(f"in_shape must be positive sizes, got {self.in_shape}", param="in_shape")
         if not self.hidden or any(h < 1 for h in self.hidden):
-            raise UsageError(f"hidden must be one or more positive layer widths, got {self.hidden}")
+            raise UsageError(f"hidden must be one or more positive layer widths, got {self.hidden}", param="hidden")
         if self.latent_dim < 1:
-            raise UsageError(f"latent_dim must be a positive integer, got {self.latent_dim}")
+            raise UsageError(f"latent_dim must be a positive integer, got {self.latent_dim}", param="latent_dim")
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:

@@ -65,26 +65,26 @@ class SegmenterConfig:
         self.channels, self.aspp_dilations = tuple(self.channels), tuple(self.aspp_dilations)
         self.norm = str(self.norm).upper()
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         if self.in_channels < 1 or self.out_channels < 1:
             raise UsageError(f"in_channels and out_channels must be at least 1, got {self.in_channels} and "
-                             f"{self.out_channels}")
+                             f"{self.out_channels}", param="in_channels")
         if len(self.channels) < 2 or any(int(c) != c or c < 1 for c in self.channels):
-            raise UsageError(f"channels must list at least 2 positive integers, got {self.channels}")
+            raise UsageError(f"channels must list at least 2 positive integers, got {self.channels}", param="channels")
         if self.bridge_channels < 0:
-            raise UsageError(f"bridge_channels must be 0 (twice the last channels) or more, got {self.bridge_channels}")
+            raise UsageError(f"bridge_channels must be 0 (twice the last channels) or more, got {self.bridge_channels}", param="bridge_channels")
         if not self.aspp_dilations or any(int(d) != d or d < 1 for d in self.aspp_dilations):
-            raise UsageError(f"aspp_dilations must list positive integers, got {self.aspp_dilations}")
+            raise UsageError(f"aspp_dilations must list positive integers, got {self.aspp_dilations}", param="aspp_dilations")
         if self.se_reduction < 1:
-            raise UsageError(f"se_reduction must be at least 1, got {self.se_reduction}")
+            raise UsageError(f"se_reduction must be at least 1, got {self.se_reduction}", param="se_reduction")
         if self.norm not in NORMS:
-            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}", param="norm")
         for name in ("dice_weight", "bce_weight"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
-                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}")
+                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}", param=name)
         if self.dice_weight == self.bce_weight == 0:
-            raise UsageError("dice_weight and bce_weight cannot both be 0")
+            raise UsageError("dice_weight and bce_weight cannot both be 0", param="dice_weight")
 
     @property
     def multiple(self) -> int:

@@ -36,7 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.models.base import LossOutput
+from medvae.losses import gaussian_kl
+from medvae.models.base import LossOutput, reparameterize
 
 
 @dataclass
@@ -74,13 +75,13 @@ class SynthesisConfig:
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
         if self.spatial_dims not in (2, 3):
-            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
         if self.in_channels < 1:
-            raise UsageError(f"in_channels must be at least 1 (one source modality), got {self.in_channels}")
+            raise UsageError(f"in_channels must be at least 1 (one source modality), got {self.in_channels}", param="in_channels")
         if len(self.channels) < 2 or any(c < 1 for c in self.channels):
-            raise UsageError(f"channels must list at least 2 positive sizes, got {self.channels}")
+            raise UsageError(f"channels must list at least 2 positive sizes, got {self.channels}", param="channels")
         if self.latent_channels < 0:
-            raise UsageError(f"latent_channels must be 0 or more, got {self.latent_channels}")
+            raise UsageError(f"latent_channels must be 0 or more, got {self.latent_channels}", param="latent_channels")
         if self.beta < 0 or self.adv_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("beta, adv_weight and adv_warmup_epochs must be 0 or more")
 
@@ -189,12 +190,6 @@ def predictive_moments(draws: Tensor) -> tuple[Tensor, Tensor]:
     return means.mean(0), var.sqrt()
 
 
-def kl_gaussians(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
-    """KL(q || p) between diagonal Gaussians, summed over all but the batch axis: ``(B,)``."""
-    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
-    return kl.flatten(1).sum(1)
-
-
 class SynthesisModel(nn.Module):
     """Conditional VAE-GAN for missing-modality synthesis (or, with ``gan=False, latent_channels=0``, the L1 U-Net).
 
@@ -236,9 +231,9 @@ class SynthesisModel(nn.Module):
         if self.config.latent_channels:
             mu_q, logvar_q = g.posterior_params(source, target)
             mu_p, logvar_p = g.prior_params(feats)
-            z = mu_q + torch.randn_like(mu_q) * torch.exp(0.5 * logvar_q)
+            z = reparameterize(mu_q, logvar_q)
             out = g.decode(feats, z)
-            kl = (kl_gaussians(mu_q, logvar_q, mu_p, logvar_p) / target[0].numel()).mean()
+            kl = (gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) / target[0].numel()).mean()
             terms["kl"] = kl.detach()
         else:
             out = g.decode(feats, None)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from medvae.errors import UsageError
-from medvae.losses import feature_matching, kl_standard_normal
+from medvae.losses import feature_matching, gaussian_kl
 from medvae.models.base import VAE, LossOutput
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
 
@@ -51,7 +51,7 @@ class VAEGANConfig(ConvVAEConfig):
         super().__post_init__()
         if self.disc_channels < 1 or self.disc_layers < 1:
             raise UsageError(f"disc_channels and disc_layers must be positive, got {self.disc_channels}, "
-                             f"{self.disc_layers}")
+                             f"{self.disc_layers}", param="disc_channels")
         if self.adv_weight < 0 or self.feature_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("adv_weight, feature_weight and adv_warmup_epochs must be 0 or more")
 
@@ -111,7 +111,7 @@ class VAEGAN(VAE):
         x = batch["image"]
         out = self.generator(x)
         recon = self.generator.recon_nll(out.logits, x).mean()
-        kl = kl_standard_normal(out.mu, out.logvar).mean()
+        kl = gaussian_kl(out.mu, out.logvar).mean()
         total = recon + self.generator.kl_weight * kl
         terms = {"recon": recon.detach(), "kl": kl.detach()}
         if not self.training:  # validation: the VAE's own loss

@@ -5,20 +5,20 @@ Importing this package does not import torch or MONAI: each task imports them wh
 
 from medvae.tasks.convert import convert
 from medvae.tasks.demo import MnistDemoConfig, MnistDemoResult, run_mnist_demo
-from medvae.tasks.evaluate_generative import evaluate_generative
-from medvae.tasks.generate import generate
+from medvae.tasks.generative.evaluate import evaluate_generative
+from medvae.tasks.generative.generate import generate
 from medvae.tasks.info import describe, format_description
-from medvae.tasks.enhance import enhance
-from medvae.tasks.evaluate_enhance import evaluate_enhance
-from medvae.tasks.evaluate_segment import evaluate_segment
+from medvae.tasks.cxr.enhance import enhance
+from medvae.tasks.cxr.evaluate_enhance import evaluate_enhance
+from medvae.tasks.cxr.evaluate_segment import evaluate_segment
 from medvae.tasks.phantom import phantom_brain, phantom_cxr
-from medvae.tasks.segment import segment
-from medvae.tasks.evaluate_synthesis import evaluate_synthesis
-from medvae.tasks.synthesize import synthesize
-from medvae.tasks.train_enhance import EnhanceTrainConfig, train_enhance
-from medvae.tasks.train_generative import GenerativeTrainConfig, train_generative
-from medvae.tasks.train_segment import SegmentTrainConfig, train_segment
-from medvae.tasks.train_synthesis import SynthesisTrainConfig, train_synthesis
+from medvae.tasks.cxr.segment import segment
+from medvae.tasks.synthesis.evaluate import evaluate_synthesis
+from medvae.tasks.synthesis.synthesize import synthesize
+from medvae.tasks.cxr.train_enhance import EnhanceTrainConfig, train_enhance
+from medvae.tasks.generative.train import GenerativeTrainConfig, train_generative
+from medvae.tasks.cxr.train_segment import SegmentTrainConfig, train_segment
+from medvae.tasks.synthesis.train import SynthesisTrainConfig, train_synthesis
 
 __all__ = ["MnistDemoConfig", "MnistDemoResult", "run_mnist_demo", "describe", "format_description", "convert",
            "GenerativeTrainConfig", "train_generative", "generate", "evaluate_generative",

@@ -47,33 +47,33 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
         progress: show a progress bar.
 
     Returns:
-        a :class:`medvae.data.batch.BatchReport`; ``report.exit_code`` is 1 if any input failed.
+        a :class:`medvae.io.batch.BatchReport`; ``report.exit_code`` is 1 if any input failed.
     """
-    from medvae.data.batch import discover, run_batch
+    from medvae.io.batch import discover, run_batch
     from medvae.data.intensity import check_normalize
-    from medvae.data.io import SUFFIXES, format_from_suffix, normalize_format
+    from medvae.io.images import SUFFIXES, format_from_suffix, normalize_format
 
     input, output = Path(input), Path(output)
     check_normalize(normalize)
     if bits not in (8, 16):
-        raise UsageError(f"bits must be 8 or 16, got {bits}")
+        raise UsageError(f"bits must be 8 or 16, got {bits}", param="bits")
     named = format_from_suffix(output)
     fmt = normalize_format(fmt) if fmt else None
     if fmt and named and fmt != named:
-        raise UsageError(f"format {fmt} does not match the output name {output.name}; drop --format or rename")
+        raise UsageError(f"format {fmt} does not match the output name {output.name}; drop --format or rename", param="format")
     fmt = fmt or named
     if fmt is None:
         raise UsageError(f"format: cannot tell it from {output}; pass --format png|tiff|jpeg|nii|dcm|npy "
-                         "or give the output a suffix")
+                         "or give the output a suffix", param="format")
     single_file = input.is_file() or (series and input.is_dir() and not any(p.is_dir() for p in input.iterdir()))
     if input.is_dir() and named and not single_file:
         raise UsageError(f"output {output}: the input is a folder, so the output must be a folder (drop the "
                          f"{output.suffix} suffix and pass --format {fmt}), or pass --series to read a folder "
-                         "holding one DICOM series as a volume")
+                         "holding one DICOM series as a volume", param="output")
     suffix = ".nii.gz" if fmt == "nifti" else SUFFIXES[fmt][0]
     options = ConvertOptions(fmt=fmt, normalize=normalize, bits=bits)
     if input.exists() and output.exists() and input.resolve() == output.resolve():
-        raise UsageError(f"output {output} is the input; medvae never overwrites an input")
+        raise UsageError(f"output {output} is the input; medvae never overwrites an input", param="output")
     inputs = discover(input, series=series)
     exact = output if single_file and named else None
     out_root = output.parent if exact is not None else output
@@ -83,7 +83,7 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
 
 def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, list[str]]:
     """Read ``src``, apply the intensity rule, write ``dst``; return the path written and the notes made."""
-    from medvae.data.io import read_image, write_image
+    from medvae.io.images import read_image, write_image
 
     image = read_image(src)
     out = for_output(image, options)
@@ -94,7 +94,7 @@ def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, li
 def for_output(image, options: ConvertOptions):
     """The image to write: the same one, or a copy with an intensity window applied and a note saying so."""
     from medvae.data.intensity import intensity_window, scale_to_unit, to_display, voi_lut_to_unit
-    from medvae.data.io import DISPLAY_FORMATS
+    from medvae.io.images import DISPLAY_FORMATS
 
     display = options.fmt in DISPLAY_FORMATS
     normalize = options.normalize

@@ -62,7 +62,7 @@ class MnistDemoConfig:
         self.data = Path(self.data) if self.data is not None else None
         self.hidden, self.point = tuple(self.hidden), tuple(float(p) for p in self.point)
         if self.model not in MODEL_CHOICES:
-            raise UsageError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}")
+            raise UsageError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}", param="model")
         for name in ("epochs", "batch_size", "latent_dim", "grid_size", "nll_k"):
             check_positive(name, getattr(self, name))
         check_positive("lr", self.lr, integer=False)
@@ -71,11 +71,11 @@ class MnistDemoConfig:
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name))
         if self.latent_dim < 2:
-            raise UsageError(f"latent_dim must be at least 2 for the demo's 2-D figures, got {self.latent_dim}")
+            raise UsageError(f"latent_dim must be at least 2 for the demo's 2-D figures, got {self.latent_dim}", param="latent_dim")
         if len(self.point) != 2:
-            raise UsageError(f"point must be two numbers 'x,y' (a point in the first two latent dims), got {self.point}")
+            raise UsageError(f"point must be two numbers 'x,y' (a point in the first two latent dims), got {self.point}", param="point")
         if self.out.exists() and not self.out.is_dir():
-            raise UsageError(f"out {self.out} exists and is not a folder; pass a folder for the outputs")
+            raise UsageError(f"out {self.out} exists and is not a folder; pass a folder for the outputs", param="out")
 
 
 @dataclass
@@ -118,7 +118,7 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     ``torchrun`` job.
     """
     from medvae import checkpoint, train
-    from medvae.tasks._command import fit_settings
+    from medvae.train.recipe import fit_settings
     from medvae.data.transforms import mnist_preprocessing
 
     config = dataclasses.replace(config, **overrides) if config else MnistDemoConfig(**overrides)
@@ -149,7 +149,7 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     metrics = _evaluate_and_draw(model, train_data, test_data, record, config)
     metrics.update(data=source, train_images=len(train_data), test_images=len(test_data),
                    seconds=round(time.perf_counter() - started, 3))
-    from medvae.data.atomic import write_json
+    from medvae.io.atomic import write_json
 
     write_json(out / "metrics.json", metrics)
     files = {name: out / name for name in

@@ -15,7 +15,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         InputError: the path is missing or is neither a model nor a readable image (one line naming it).
     """
-    from medvae.data.io import sniff_format
+    from medvae.io.images import sniff_format
     from medvae.errors import InputError
 
     path = Path(path)
@@ -35,7 +35,7 @@ def describe_image(path: Path) -> dict[str, Any]:
     """Shape, spacing, orientation, modality, photometric interpretation and intensity range of an image."""
     import numpy as np
 
-    from medvae.data.io import read_image
+    from medvae.io.images import read_image
 
     image = read_image(path)
     a = image.array

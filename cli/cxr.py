@@ -1,0 +1,261 @@
+"""Chest X-rays: ``medvae enhance``, ``medvae segment``, ``medvae train enhance|segment`` and ``medvae evaluate
+enhance|segment|chest-check``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medvae_cli._options import Amp, Device, Progress, Resume
+from medvae_cli._run import fail, parse_ints, parse_kinds, run_task
+
+
+def _finish(report, verb: str) -> None:
+    for src, note in report.notes:
+        typer.echo(f"note: {src}: {note}", err=True)
+    typer.echo(report.summary(verb))
+    if report.exit_code:
+        raise fail(f"{len(report.failed)} of {len(report.done) + len(report.failed)} inputs failed", 1)
+
+
+def enhance(
+    input: Annotated[Path, typer.Argument(help="A radiograph (DICOM, PNG, TIFF, NIfTI, ...) or a folder of them "
+                                               "(searched recursively).")],
+    output: Annotated[Path, typer.Argument(help="Output file for one input, or a folder mirroring the input's.")],
+    model: Annotated[Optional[Path], typer.Option(help="An enhancer from 'medvae train enhance' (default: the "
+                                                       "one shipped with medvae).")] = None,
+    compare: Annotated[Optional[Path], typer.Option(help="Also write <name>.before.png / .after.png pairs here, "
+                                                         "through the same display window.")] = None,
+    tile: Annotated[int, typer.Option(help="Largest tile side (pixels); larger images are split into tiles.")]
+    = 1024,
+    overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles.")] = 64,
+    device: Device = "auto",
+    check: Annotated[bool, typer.Option(help="Say which inputs do not look like frontal chest films (a note per "
+                                             "file, and chest_check.csv for a folder).")] = True,
+    checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
+                                                         "(default: the one shipped with medvae).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo outputs that exist (they are skipped otherwise).")] = False,
+    progress: Progress = True,
+) -> None:
+    """Enhance chest radiographs: each output in its input's format, size, dtype, geometry and value range."""
+    from medvae.tasks.cxr.enhance import EnhanceOptions
+    from medvae.tasks.cxr.enhance import enhance as run
+
+    options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device, check=check,
+                             checker=checker)
+    _finish(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress),
+            "enhanced")
+
+
+def segment(
+    input: Annotated[Path, typer.Argument(help="A chest radiograph or a folder of them (searched recursively).")],
+    output: Annotated[Path, typer.Argument(help="Output folder: masks, <name>.overlay.png and lung_areas.csv.")],
+    model: Annotated[Optional[Path], typer.Option(help="A segmenter from 'medvae train segment' (default: the "
+                                                       "one shipped with medvae).")] = None,
+    enhance: Annotated[bool, typer.Option("--enhance", help="Enhance each radiograph first.")] = False,
+    enhancer: Annotated[Optional[Path], typer.Option(help="The enhancer for --enhance (default: the shipped "
+                                                          "one); implies --enhance.")] = None,
+    format: Annotated[str, typer.Option("--format", help="Mask format: png (0/255), nii (1 right, 2 left lung) "
+                                                         "or dcm (DICOM SEG; DICOM inputs).")] = "png",
+    device: Device = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Redo outputs that exist (they are skipped otherwise).")] = False,
+    progress: Progress = True,
+) -> None:
+    """Segment the lungs with a ResUNet++: masks in each input's geometry, overlays and a CSV of lung areas."""
+    from medvae.tasks.cxr.segment import segment as run
+
+    report, csv_path = run_task(run, input, output, model=model, enhance=enhance, enhancer=enhancer, fmt=format,
+                                overwrite=overwrite, progress=progress, device=device)
+    typer.echo(f"lung areas: {csv_path}")
+    _finish(report, "segmented")
+
+
+def train_enhance(
+    data: Annotated[list[str], typer.Option(help="Clean radiographs: a file (always trained on) or a folder "
+                                                 "(split by patient); repeat for several.")],
+    init: Annotated[Optional[Path], typer.Option(help="Fine-tune this enhancer (its architecture options win).")]
+    = None,
+    patch: Annotated[int, typer.Option(help="Training patch size (pixels).")] = 128,
+    patches_per_epoch: Annotated[int, typer.Option(help="Random degraded patches per epoch.")] = 1024,
+    kinds: Annotated[str, typer.Option(help="Degradations to train on.")] = "noise,blur,contrast,grid,exposure",
+    severity: Annotated[str, typer.Option(help="Severity range low,high within 0..1.")] = "0.1,1.0",
+    clean_fraction: Annotated[float, typer.Option(help="Share of patches left undegraded (the model learns to "
+                                                       "leave a good film alone).")] = 0.1,
+    patients: Annotated[Optional[str], typer.Option(help="A CSV naming each image's patient; default: index.csv "
+                                                         "beside each folder, else each image is its own "
+                                                         "patient.")] = None,
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (falls to 0 over the epochs).")]
+    = "constant",
+    channels: Annotated[str, typer.Option(help="U-Net channels per level.")] = "16,32,64,128",
+    latent_channels: Annotated[int, typer.Option(help="Channels of the variational bottleneck.")] = 8,
+    norm: Annotated[str, typer.Option(help="batch (exact tiling, fast channels-last inference), instance or "
+                                           "none.")] = "batch",
+    beta: Annotated[float, typer.Option(help="KL weight.")] = 1e-4,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Patches per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    test_fraction: Annotated[float, typer.Option(help="Share of the folders' images held out.")] = 0.2,
+    out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
+    = Path("medvae-enhancer.safetensors"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    progress: Progress = True,
+) -> None:
+    """Train the chest X-ray enhancer (a VAE-U-Net) on clean radiographs with simulated degradations."""
+    from medvae_cli._run import parse_floats
+    from medvae.tasks.cxr.train_enhance import EnhanceTrainConfig, train_enhance
+
+    config = run_task(
+        EnhanceTrainConfig, data=tuple(data), out=out, init=init, patch=patch, patches_per_epoch=patches_per_epoch,
+        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+        severity=parse_floats("--severity", severity, 2), channels=parse_ints("--channels", channels),
+        latent_channels=latent_channels, norm=norm, beta=beta, epochs=epochs, batch_size=batch_size, lr=lr,
+        clean_fraction=clean_fraction, patients=patients, lr_schedule=lr_schedule,
+        test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
+    result = run_task(train_enhance, config)
+    if result is None:
+        return
+    r = result.record
+    val = f": validation loss {r['val_loss'][-1]:.4f}" if r.get("val_loss") else ""
+    typer.echo(f"trained the enhancer on {len(result.train_images)} images ({len(result.test_images)} held out) "
+               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s{val}")
+    typer.echo(f"wrote {result.model_path}")
+
+
+def train_segment(
+    images: Annotated[str, typer.Option(help="A folder of radiographs, or the root of a public set "
+                                             "(Montgomery, Shenzhen, JSRT + SCR).")],
+    masks: Annotated[Optional[str], typer.Option(help="A folder of lung masks named like the images.")] = None,
+    size: Annotated[int, typer.Option(help="Images are resized to SIZE x SIZE.")] = 256,
+    channels: Annotated[str, typer.Option(help="ResUNet++ channels per level.")] = "16,32,64,128",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    test_fraction: Annotated[float, typer.Option(help="Share of images held out, whole patients at a time; 0 "
+                                                      "trains on every image.")] = 0.2,
+    patients: Annotated[Optional[str], typer.Option(help="A CSV naming each image's patient (columns like "
+                                                         "image, patient_id); default: index.csv beside the "
+                                                         "images folder, else each image is its own patient.")]
+    = None,
+    folds: Annotated[int, typer.Option(help="Patient-level cross-validation: split the patients into FOLDS "
+                                            "folds and hold out --fold.")] = 0,
+    fold: Annotated[int, typer.Option(help="The fold held out (0 .. FOLDS-1).")] = 0,
+    mask_convention: Annotated[str, typer.Option(help="What the masks count as lung (stored in the model file), "
+                                                      "e.g. 'retrocardiac lung included'.")] = "",
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (falls to 0 over the epochs).")] = "cosine",
+    calibrate: Annotated[Optional[str], typer.Option(help="Chest films (a folder) that set the range of the "
+                                                          "'looks like a frontal chest film' check: the "
+                                                          "training part of a patient split of them; default: "
+                                                          "the training films.")] = None,
+    calibrate_holdout: Annotated[float, typer.Option(help="Share of --calibrate's films held out (whole "
+                                                          "patients) to measure false alarms on.")] = 0.15,
+    calibrate_films: Annotated[int, typer.Option(help="At most this many --calibrate films set the range.")] = 300,
+    out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
+    = Path("medvae-segmenter.safetensors"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Device = "auto",
+    amp: Amp = True,
+    resume: Resume = False,
+    progress: Progress = True,
+) -> None:
+    """Train the ResUNet++ lung segmenter on radiographs with lung masks."""
+    from medvae.tasks.cxr.train_segment import SegmentTrainConfig, train_segment
+
+    config = run_task(
+        SegmentTrainConfig, images=images, masks=masks, out=out, size=size,
+        channels=parse_ints("--channels", channels), epochs=epochs, batch_size=batch_size, lr=lr,
+        test_fraction=test_fraction, patients=patients, folds=folds, fold=fold, mask_convention=mask_convention,
+        lr_schedule=lr_schedule, calibrate=calibrate, calibrate_holdout=calibrate_holdout,
+        calibrate_films=calibrate_films, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
+    result = run_task(train_segment, config)
+    if result is None:
+        return
+    r = result.record
+    val = f": held-out loss {r['val_loss'][-1]:.4f}" if r["val_loss"] else ""
+    typer.echo(f"trained the segmenter on {len(result.train_images)} images ({len(result.test_images)} held out) "
+               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s{val}")
+    typer.echo(f"wrote {result.model_path}")
+
+
+def evaluate_enhance(
+    model: Annotated[Path, typer.Argument(help="An enhancer model file ('medvae train enhance').")],
+    data: Annotated[Optional[list[str]], typer.Option(help="Clean images (files or folders): those the model did "
+                                                           "not train on are tested, and a few it trained on tune "
+                                                           "the baselines; default: the images the model held "
+                                                           "out.")] = None,
+    kinds: Annotated[Optional[str], typer.Option(help="Degradations to test, e.g. noise,blur (default: all).")]
+    = None,
+    severities: Annotated[str, typer.Option(help="Severities to test.")] = "0.3,0.6,0.9",
+    size: Annotated[int, typer.Option(help="Reduce films so their longer side is at most SIZE pixels (0: as "
+                                           "they are).")] = 0,
+    tune: Annotated[int, typer.Option(help="Training films that tune the baselines' parameters.")] = 4,
+    limit: Annotated[Optional[int], typer.Option(help="Test at most N films.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    device: Device = "auto",
+    progress: Progress = True,
+) -> None:
+    """PSNR/SSIM of degraded and enhanced films beside tuned non-local means, TV, Gaussian, median and CLAHE."""
+    from medvae_cli._run import parse_floats
+    from medvae.tasks.cxr.evaluate_enhance import evaluate_enhance, format_enhance
+
+    result = run_task(evaluate_enhance, model, data, kinds=parse_kinds(kinds),
+                      severities=parse_floats("--severities", severities), seed=seed, size=size, tune=tune,
+                      limit=limit, progress=progress, device=device)
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_enhance(result))
+
+
+def evaluate_segment(
+    model: Annotated[list[Path], typer.Argument(help="Segmenter model files ('medvae train segment'): one, or one "
+                                                     "per fold of a cross-validation (--folds K --fold I), each "
+                                                     "scored on the films it held out.")],
+    data: Annotated[str, typer.Option(help="Radiographs with lung masks: a folder holding images/ and masks/, "
+                                           "or a public set's root; with --masks, a folder of images.")],
+    masks: Annotated[Optional[str], typer.Option(help="The masks' folder, when --data holds only images.")] = None,
+    enhancer: Annotated[Optional[Path], typer.Option(help="The enhancer (default: the shipped one).")] = None,
+    kinds: Annotated[Optional[str], typer.Option(help="Degradations to test (default: all; 'none' for clean "
+                                                      "films only).")] = None,
+    severities: Annotated[str, typer.Option(help="Severities to test.")] = "0.3,0.6,0.9",
+    size: Annotated[int, typer.Option(help="Degrade films reduced so their longer side is at most SIZE pixels "
+                                           "(0: as they are).")] = 512,
+    classical: Annotated[bool, typer.Option(help="Also segment after the best classical restoration.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Use at most N images.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every film's scores as JSON.")] = False,
+    device: Device = "auto",
+    progress: Progress = True,
+) -> None:
+    """Dice and HD95 on clean, degraded and enhanced radiographs, per fold and overall."""
+    from medvae_cli._run import parse_floats
+    from medvae.tasks.cxr.evaluate_segment import evaluate_segment, format_segment
+
+    chosen = () if kinds is not None and kinds.strip().lower() == "none" else parse_kinds(kinds)
+    result = run_task(evaluate_segment, model, data, masks, enhancer=enhancer, kinds=chosen,
+                      severities=parse_floats("--severities", severities), seed=seed, size=size,
+                      classical=classical, limit=limit, progress=progress, device=device)
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_segment(result))
+
+
+def evaluate_chest_check(
+    model: Annotated[Optional[Path], typer.Argument(help="A segmenter model file (default: the shipped one).")]
+    = None,
+    chest: Annotated[list[str], typer.Option(help="A folder of frontal chest films (repeatable); films of "
+                                                  "patients the model saw are left out.")] = [],  # noqa: B006
+    other: Annotated[list[str], typer.Option(help="Files or folders of images that are not frontal chest films "
+                                                  "(repeatable).")] = [],  # noqa: B006
+    limit: Annotated[Optional[int], typer.Option(help="At most N chest films per folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every image's verdict as JSON.")] = False,
+    device: Device = "auto",
+    progress: Progress = True,
+) -> None:
+    """False alarms on unseen chest films and detections on other images of the 'not a chest film' check."""
+    from medvae.tasks.cxr.evaluate_chest_check import evaluate_chest_check, format_check
+
+    result = run_task(evaluate_chest_check, model, chest, other, limit=limit, progress=progress, device=device)
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_check(result))
+

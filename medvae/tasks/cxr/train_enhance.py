@@ -1,0 +1,241 @@
+"""``medvae train enhance``: train the chest X-ray VAE-U-Net on clean radiographs with simulated degradations.
+
+Training pairs are made on the fly: a random patch of a clean image (at full resolution, or reduced 2× or
+4× so the model sees anatomy as well as texture), degraded by one or two of
+:mod:`medvae.phantoms.degrade`'s degradations at a random severity; the model learns to give back the clean
+patch. So a handful of real images suffices. Every image is mapped to [0, 1] by its own minimum and
+maximum, exactly as ``medvae enhance`` maps its inputs.
+
+A share of the patches (``clean_fraction``) is left undegraded, so the model also learns to leave a good
+film alone.
+
+Images named directly (files) are always trained on; images found in folders are split **by patient** (the
+patient of each image from ``--patients`` or an ``index.csv`` beside the folder, see
+:mod:`medvae.data.patients`; an image no table names is its own patient), and the held-out ones give the
+validation loss and are stored in the model file for ``medvae evaluate enhance``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medvae.errors import UsageError, check_positive
+
+SCALES = (1, 2, 4)
+
+
+@dataclass
+class EnhanceTrainConfig:
+    """Settings of :func:`train_enhance` (the CLI's options, same names)."""
+
+    data: tuple[str, ...] = ()
+    out: Path = Path("medvae-enhancer.safetensors")
+    init: Path | None = None
+    patch: int = 128
+    patches_per_epoch: int = 1024
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    latent_channels: int = 8
+    norm: str = "batch"
+    beta: float = 1e-4
+    kinds: tuple[str, ...] = ("noise", "blur", "contrast", "grid", "exposure")
+    severity: tuple[float, float] = (0.1, 1.0)
+    clean_fraction: float = 0.1
+    patients: str | None = None
+    lr_schedule: str = "constant"
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    test_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from medvae.phantoms.degrade import DEGRADATIONS
+
+        self.out, self.data = Path(self.out), tuple(str(d) for d in self.data)
+        self.init = Path(self.init) if self.init is not None else None
+        self.channels, self.kinds = tuple(self.channels), tuple(self.kinds)
+        self.severity = tuple(float(s) for s in self.severity)
+        for name in ("epochs", "batch_size", "patch", "patches_per_epoch"):
+            check_positive(name, getattr(self, name))
+        multiple = 2 ** (len(self.channels) - 1)
+        if self.patch % multiple or self.patch < 2 * multiple:
+            raise UsageError(f"patch {self.patch} must be a multiple of {multiple} and at least {2 * multiple} "
+                             f"(for channels {self.channels}); try 128", param="patch")
+        unknown = [k for k in self.kinds if k not in DEGRADATIONS]
+        if unknown or not self.kinds:
+            raise UsageError(f"kinds {','.join(unknown) or '(none)'}: choose from {', '.join(DEGRADATIONS)}", param="kinds")
+        if len(self.severity) != 2 or not 0 <= self.severity[0] <= self.severity[1] <= 1:
+            raise UsageError(f"severity must be two numbers 0 <= low <= high <= 1, got {self.severity}", param="severity")
+        if not 0 < self.test_fraction < 1:
+            raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}", param="test_fraction")
+        if not 0 <= self.clean_fraction < 1:
+            raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}", param="clean_fraction")
+
+
+@dataclass
+class EnhanceTrainResult:
+    model_path: Path
+    record: dict
+    train_images: list[str] = field(default_factory=list)
+    test_images: list[str] = field(default_factory=list)
+
+
+def read_unit(path: Path) -> np.ndarray:
+    """A 2-D radiograph as float32 in [0, 1], shape ``(x, y)`` (its own min → 0, max → 1)."""
+    from medvae.io.images import read_image
+    from medvae.data.intensity import to_unit
+
+    return to_unit(read_image(path).plane("enhancement trains on 2-D radiographs"))[0]
+
+
+def image_split(data: tuple[str, ...], test_fraction: float, seed: int, patients: str | None = None
+                ) -> tuple[list[Path], list[Path]]:
+    """``(train, test)`` image paths: files given directly train; images in folders are split by patient
+    (see the module docstring)."""
+    from medvae.io.batch import discover
+    from medvae.data.patients import patient_split, patients_of
+
+    direct, found, owner = [], [], {}
+    for entry in data:
+        path = Path(entry)
+        images = [p.resolve() for p in discover(path)]
+        (direct if path.is_file() else found).extend(images)
+        if not path.is_file():
+            owner.update(zip(images, patients_of(images, patients, path)[0]))
+    direct = list(dict.fromkeys(direct))  # each image once; named files never held out
+    found = [p for p in dict.fromkeys(found) if p not in set(direct)]
+    if not direct and len(found) < 2:
+        raise UsageError(f"data holds {len(found)} image(s); give at least 2 (or name a file to train on)", param="data")
+    if len({owner[p] for p in found}) < 2:
+        return direct + found, []
+    train_idx, test_idx = patient_split([owner[p] for p in found], test_fraction, seed)
+    return direct + [found[i] for i in train_idx], [found[i] for i in test_idx]
+
+
+class DegradedPatches:
+    """A map-style dataset of ``{"image": degraded (1, p, p), "target": clean (1, p, p)}``, made on the fly.
+
+    Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``: set :attr:`epoch` before each epoch.
+    """
+
+    def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int,
+                 clean_fraction: float = 0.0) -> None:
+        from skimage.transform import downscale_local_mean
+
+        self.pyramid = []  # (image, scale) for every scale at which the image still holds a patch
+        for image in images:
+            for s in SCALES:
+                reduced = image if s == 1 else downscale_local_mean(image, (s, s)).astype(np.float32)
+                if min(reduced.shape) >= patch:
+                    self.pyramid.append(reduced)
+        if not self.pyramid:
+            raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch", param="patch")
+        self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
+        self.clean_fraction = clean_fraction
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        from medvae.phantoms.degrade import random_degradation
+
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        image = self.pyramid[rng.integers(len(self.pyramid))]
+        x, y = (int(rng.integers(0, n - self.patch + 1)) for n in image.shape)
+        clean = image[x:x + self.patch, y:y + self.patch]
+        if rng.random() < 0.5:
+            clean = clean[::-1]  # left-right: the body is near enough symmetric for texture
+        clean = np.ascontiguousarray(clean)
+        if rng.random() < self.clean_fraction:  # a good film: learn to leave it alone
+            degraded = clean
+        else:
+            degraded, _ = random_degradation(clean, rng, kinds=self.kinds, severity=self.severity)
+        return {"image": torch.from_numpy(degraded[None].astype(np.float32)),
+                "target": torch.from_numpy(clean[None].astype(np.float32))}
+
+
+def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> EnhanceTrainResult | None:
+    """Train the enhancer and write its model file (see the module docstring)."""
+    from medvae import checkpoint, train
+    from medvae.train.recipe import check_model_path, fit_settings, plain_config, portable_path
+    from medvae.models.enhancer import EnhancerConfig, EnhancerModel
+
+    config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
+    if not config.data:
+        raise UsageError("data must name clean radiographs: files or folders of them", param="data")
+    check_model_path(config.out)
+    started = time.perf_counter()
+    train.seed_everything(config.seed)
+    train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed, config.patients)
+    history: list[str] = []  # the commands that made the init model, oldest first
+    if config.init is not None:  # fine-tune: the architecture comes from the model file
+        from medvae.checkpoint import load_model_of_kind
+
+        if config.init.resolve() == config.out.resolve():
+            raise UsageError(f"init {config.init} is also --out; write the fine-tuned model to another file", param="init")
+        model, init_info = load_model_of_kind(config.init, "enhancer", option="init")
+        model.train()
+        history = [*init_info.training.get("history", []), init_info.training.get("command", "?")]
+    else:
+        model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
+                                             norm=config.norm, beta=config.beta))
+    options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction)
+    train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
+                                 seed=config.seed, **options)
+    val_data = None
+    if test_paths:  # a fixed validation set: the same patches and degradations every epoch
+        val = DegradedPatches([read_unit(p) for p in test_paths], config.patch, 128, seed=config.seed + 1, **options)
+        val_data = [val[i] for i in range(len(val))]
+    preprocessing = {"pipeline": "enhance", "normalize": "min-max per image to [0, 1]",
+                     "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
+                     "degradations": list(config.kinds), "severity": list(config.severity),
+                     "clean_fraction": config.clean_fraction}
+
+    folders = [Path(d) for d in config.data if Path(d).is_dir()]
+
+    def recorded(path: Path) -> str:  # relative to the --data folder it came from: no machine's own folders
+        root = next((f for f in folders if path.is_relative_to(f.resolve())), path.parent)
+        return portable_path(path, root)
+
+    def on_epoch_end(epochs_done, m, record):
+        train_data.epoch = epochs_done  # the next epoch's patches
+        training = {"task": "train enhance", "data": list(config.data),
+                    "train_images": [recorded(p) for p in train_paths],
+                    "test_images": [recorded(p) for p in test_paths],
+                    "config": plain_config(config), **record.to_dict(), "command": _command(config),
+                    "history": history}
+        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
+
+    tc = fit_settings(config, config.out.with_suffix(".state.pt"))
+    if config.resume and tc.state_path.is_file():  # carry on with the patches of the epoch it stopped at
+        import torch
+
+        train_data.epoch = int(torch.load(tc.state_path, map_location="cpu", weights_only=True)["epoch"])
+    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
+    if not train.is_main_process():
+        return None
+    result = record.to_dict()
+    result["wall_seconds"] = time.perf_counter() - started
+    return EnhanceTrainResult(config.out, result, [str(p) for p in train_paths], [str(p) for p in test_paths])
+
+
+
+def _command(config: EnhanceTrainConfig) -> str:
+    """The command line that reproduces this training (stored in the model file)."""
+    from medvae.train.recipe import changed_options
+
+    parts = ["medvae train enhance"] + [f"--data {d}" for d in config.data]
+    parts += changed_options(config, EnhanceTrainConfig(data=config.data), ("data", "progress", "resume"))
+    return " ".join(parts)

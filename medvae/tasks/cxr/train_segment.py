@@ -1,0 +1,241 @@
+"""``medvae train segment``: train the ResUNet++ lung segmenter on radiographs with lung masks.
+
+Images and masks come from :func:`medvae.data.lung_datasets.lung_pairs`, which reads a plain
+``--images DIR --masks DIR`` pair of folders or the public sets' own layouts (Montgomery, Shenzhen,
+JSRT + SCR). Every radiograph is mapped to [0, 1] by its minimum and maximum and resized to ``size``²
+(the whole image: lungs fill most of a chest radiograph); masks are resized with nearest neighbours.
+Training uses MONAI random affine and contrast augmentation.
+
+Images are held out **by patient**: the patient of each image comes from an index CSV (``--patients``, or an
+``index.csv`` beside the images folder or in its parent, as the shared lung set has; see
+:mod:`medvae.data.patients`), and an image no table names is its own patient. ``--folds K --fold I`` holds out
+fold ``I`` of a patient-level K-fold split (train K models, one per fold, and ``medvae evaluate segment`` scores
+each on its own fold); otherwise ``--test-fraction`` of the images is held out, whole patients at a time, and
+``--test-fraction 0`` trains on every image. The held-out images' loss is printed each epoch (nothing is chosen
+by it: the model kept is the last epoch's) and their list is stored in the model file.
+
+The masks' convention is the model's: trained on the V7 Labs masks of the shared lung set, the retrocardiac
+lung (behind the heart) is lung; trained on JSRT/Montgomery masks, it is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medvae.errors import UsageError, check_positive
+
+
+@dataclass
+class SegmentTrainConfig:
+    """Settings of :func:`train_segment` (the CLI's options, same names)."""
+
+    images: str = ""
+    masks: str | None = None
+    out: Path = Path("medvae-segmenter.safetensors")
+    size: int = 256
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    test_fraction: float = 0.2
+    patients: str | None = None
+    mask_convention: str = ""
+    calibrate: str | None = None
+    calibrate_holdout: float = 0.15
+    calibrate_films: int = 300
+    folds: int = 0
+    fold: int = 0
+    lr_schedule: str = "cosine"
+    channels_last: bool = True
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.out, self.channels = Path(self.out), tuple(self.channels)
+        for name in ("epochs", "batch_size", "size"):
+            check_positive(name, getattr(self, name))
+        multiple = 2 ** (len(self.channels) - 1)
+        if self.size % multiple or self.size < 4 * multiple:
+            raise UsageError(f"size {self.size} must be a multiple of {multiple} and at least {4 * multiple}; try 256", param="size")
+        if not 0 <= self.test_fraction < 1:
+            raise UsageError(f"test_fraction must be at least 0 and below 1, got {self.test_fraction}", param="test_fraction")
+        if self.folds == 1 or self.folds < 0:
+            raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, got {self.folds}", param="folds")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise UsageError(f"fold must be between 0 and folds - 1 ({self.folds - 1}), got {self.fold}", param="fold")
+
+
+@dataclass
+class SegmentTrainResult:
+    model_path: Path
+    record: dict
+    train_images: list[str] = field(default_factory=list)
+    test_images: list[str] = field(default_factory=list)
+
+
+def load_pair(pair, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(image, mask)`` of a :class:`LungPair` at ``size``², float32 in [0, 1] and 0/1."""
+    from medvae.data.intensity import to_unit
+    from medvae.data.lung_datasets import load_lung_mask, read_lung_image
+    from medvae.data.transforms import resize
+
+    image = read_lung_image(pair.image)
+    array = image.plane("the segmenter trains on 2-D radiographs")
+    mask = load_lung_mask(pair, array.shape)
+    return resize(to_unit(array)[0], (size, size)), resize((mask > 0).astype(np.float32), (size, size), labels=True)
+
+
+def augmentations(seed: int):
+    """MONAI random affine (both keys) and contrast/noise (image only) for a dict of image and label."""
+    from monai.transforms import Compose, RandAdjustContrastd, RandAffined, RandGaussianNoised
+
+    transform = Compose([
+        RandAffined(("image", "label"), prob=0.8, rotate_range=0.15, scale_range=0.1, translate_range=12,
+                    mode=("bilinear", "nearest"), padding_mode="zeros"),
+        RandAdjustContrastd("image", prob=0.5, gamma=(0.7, 1.5)),
+        RandGaussianNoised("image", prob=0.2, std=0.02),
+    ])
+    transform.set_random_state(seed)
+    return transform
+
+
+class AugmentedPairs:
+    """A map-style dataset of ``{"image": (1, S, S), "label": (1, S, S)}`` with MONAI augmentation."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, augment: bool = True) -> None:
+        self.images, self.labels = images, labels
+        self.transform = augmentations(seed) if augment else None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        item = {"image": torch.from_numpy(self.images[i][None]), "label": torch.from_numpy(self.labels[i][None])}
+        if self.transform is not None:
+            item = self.transform(item)
+            item = {k: torch.as_tensor(v).float() for k, v in item.items()}
+        return item
+
+
+def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> SegmentTrainResult | None:
+    """Train the lung segmenter and write its model file (see the module docstring)."""
+    from medvae import checkpoint, train
+    from medvae.tasks.cxr import chest_check
+    from medvae.train.recipe import check_model_path, fit_settings, plain_config, portable_path
+    from medvae.data.lung_datasets import lung_pairs
+    from medvae.data.patients import fold_split, patient_split, patients_of
+    from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
+
+    config = dataclasses.replace(config, **overrides) if config else SegmentTrainConfig(**overrides)
+    if not config.images:
+        raise UsageError("images must be a folder of radiographs (with --masks, or a public set's root folder)", param="images")
+    check_model_path(config.out)
+    started = time.perf_counter()
+    train.seed_everything(config.seed)
+    pairs = lung_pairs(Path(config.images), Path(config.masks) if config.masks else None)
+    if len(pairs) < 2:
+        raise UsageError(f"images: found {len(pairs)} image(s) with masks; need at least 2 to hold one out", param="images")
+    patients, index = patients_of([p.image for p in pairs], config.patients, Path(config.images))
+    if config.folds:
+        train_idx, test_idx = fold_split(patients, config.folds, config.fold, config.seed)
+    elif config.test_fraction > 0:
+        train_idx, test_idx = patient_split(patients, config.test_fraction, config.seed)
+    else:
+        train_idx, test_idx = np.arange(len(pairs)), np.array([], dtype=int)
+    split = {"by": "patient", "patient_index": index.name if index else None,
+             "patients": len(set(patients)), "folds": config.folds, "fold": config.fold if config.folds else None,
+             "test_patients": sorted({patients[i] for i in test_idx})}
+    loaded = [load_pair(p, config.size) for p in pairs]
+    empty = np.zeros((0, config.size, config.size), np.float32)
+    stack = {name: np.stack([loaded[i][k] for i in idx]) if len(idx) else empty for name, idx, k in
+             (("train_x", train_idx, 0), ("train_y", train_idx, 1), ("test_x", test_idx, 0), ("test_y", test_idx, 1))}
+    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], config.seed)
+    val_data = AugmentedPairs(stack["test_x"], stack["test_y"], config.seed, augment=False) if len(test_idx) else None
+    model = SegmenterModel(SegmenterConfig(channels=config.channels))
+    preprocessing = {"pipeline": "segment", "normalize": "min-max per image to [0, 1]", "size": config.size,
+                     "multiple": model.config.multiple, "labels": {"1": "lungs"}}
+
+    def training(record):
+        return {"task": "train segment", "images": config.images, "masks": config.masks,
+                "train_images": [portable_path(pairs[i].image, config.images) for i in train_idx],
+                "test_images": [portable_path(pairs[i].image, config.images) for i in test_idx], "split": split,
+                "mask_convention": config.mask_convention, "data_attribution": attribution(index),
+                "config": plain_config(config), **record.to_dict(), "command": _command(config)}
+
+    def on_epoch_end(epoch, m, record):
+        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training(record))
+
+    tc = fit_settings(config, config.out.with_suffix(".state.pt"))
+    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
+    if not train.is_main_process():
+        return None
+    # the chest check's ranges, from the final model (see medvae.tasks.cxr.chest_check)
+    model.eval()
+    films, where = calibration_films(config, list(stack["train_x"]))
+    preprocessing["chest_check"] = {**chest_check.calibrate(model, config.size, films), **where}
+    checkpoint.save_model(config.out, model, preprocessing=preprocessing, training=training(record))
+    result = record.to_dict()
+    result["wall_seconds"] = time.perf_counter() - started
+    return SegmentTrainResult(config.out, result, [str(pairs[i].image) for i in train_idx],
+                              [str(pairs[i].image) for i in test_idx])
+
+
+def calibration_films(config: SegmentTrainConfig, training_films: list[np.ndarray]) -> tuple[list, dict]:
+    """The chest films that set the chest check's ranges, and where they came from: the training part of a
+    patient split of ``config.calibrate``'s films (at most ``calibrate_films``, first by name), else the
+    segmenter's own training films."""
+    from medvae.io.batch import discover
+    from medvae.data.patients import patient_split, patients_of
+    from medvae.data.transforms import resize
+    from medvae.tasks.cxr.train_enhance import read_unit
+
+    if not config.calibrate:
+        return training_films, {"calibrated_on": "the training films"}
+    paths = sorted(discover(Path(config.calibrate)), key=lambda p: p.name)
+    patients, _ = patients_of(paths, None, Path(config.calibrate))
+    train_idx, test_idx = patient_split(patients, config.calibrate_holdout, config.seed)
+    chosen = [paths[i] for i in train_idx][: config.calibrate_films]
+    return [resize(read_unit(p), (config.size, config.size)) for p in chosen], {
+        "calibrated_on": config.calibrate, "calibration_images": [p.name for p in chosen],
+        "held_out_images": [paths[i].name for i in test_idx]}
+
+
+def attribution(index: Path | None) -> dict | None:
+    """Licences, sources and DOIs of the training images, counted from the patient index's columns (those
+    named like ``*licen[cs]e*``, ``source*`` and ``doi``), or None where the table has none."""
+    import csv
+    from collections import Counter
+
+    if index is None:
+        return None
+    with open(index, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    summary = {}
+    for row in rows[:1]:
+        for column in row:
+            key = column.lower()
+            what = ("licences" if "licen" in key else "sources" if key.startswith("source") else
+                    "dois" if key == "doi" else None)
+            if what:
+                summary[what] = dict(Counter(r[column] for r in rows if r.get(column)).most_common())
+    return summary or None
+
+
+def _command(config: SegmentTrainConfig) -> str:
+    """The command line that reproduces this training (stored in the model file)."""
+    from medvae.train.recipe import changed_options
+
+    parts = [f"medvae train segment --images {config.images}"] + ([f"--masks {config.masks}"] if config.masks else [])
+    parts += changed_options(config, SegmentTrainConfig(images=config.images, masks=config.masks),
+                             ("images", "masks", "progress", "resume"))
+    return " ".join(parts)

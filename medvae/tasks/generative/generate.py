@@ -1,0 +1,139 @@
+"""``medvae generate MODEL``: new images from a trained VAE or VAE-GAN, marked synthetic.
+
+Three modes: draws from the prior (``n`` images), a latent grid (2-D latents: the decoded manifold, as
+in the MNIST demo) and an interpolation between two encoded images. Each writes its images (PNG, NIfTI
+or DICOM, DICOM and NIfTI marked synthetic) and a contact sheet ``contact_sheet.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medvae.errors import UsageError, check_positive
+
+
+@dataclass
+class GenerateResult:
+    files: list[Path]
+    contact_sheet: Path
+
+
+def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 16, fmt: str = "png",
+             seed: int = 0, grid: bool = False, grid_size: int = 15, grid_range: float = 3.0,
+             interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None, steps: int = 8,
+             device: str = "cpu", overwrite: bool = False) -> GenerateResult:
+    """Generate images with a medvae model file and write them to the folder ``out``.
+
+    Args:
+        model_path: a model file from ``medvae train vae|vaegan`` (or the MNIST demo).
+        out: output folder (created; existing images are only replaced with ``overwrite``).
+        n: images to draw from the prior.
+        fmt: ``png``, ``nii`` or ``dcm``.
+        seed: fixes the draws: the same seed gives the same images.
+        grid: decode a ``grid_size`` x ``grid_size`` grid over [-grid_range, grid_range]^2 (2-D latents only).
+        interpolate: two image files to encode; their means are joined by ``steps`` decoded points.
+    """
+    import torch
+
+    from medvae.checkpoint import load_model
+    from medvae.io.images import normalize_format
+    from medvae.train import resolve_device
+
+    fmt = normalize_format(fmt)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"out {out} is a file; give a folder for the generated images", param="out")
+    if fmt not in ("png", "nifti", "dicom"):
+        raise UsageError(f"format must be png, nii or dcm, got {fmt!r}", param="format")
+    check_positive("n", n)
+    if grid and interpolate:
+        raise UsageError("grid and interpolate are different modes; pick one", param="grid")
+    out = Path(out)
+    model, info = load_model(model_path, device=str(resolve_device(device)))
+    model.eval()
+    spatial_dims = len(getattr(model.config, "in_shape", (1, 28, 28))) - 1
+    if fmt == "png" and spatial_dims == 3:
+        raise UsageError("format png cannot hold the volumes this model makes; use --format nii or dcm", param="format")
+    with torch.no_grad():
+        if grid:
+            images, prefix = _grid(model, grid_size, grid_range), "grid"
+        elif interpolate:
+            check_positive("steps", steps)
+            images, prefix = _interpolate(model, info, interpolate, steps), "interp"
+        else:
+            z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+            images, prefix = model.generate(z.to(next(model.parameters()).device)), "sample"
+    images = images.float().cpu().numpy()
+    if "axes" not in info.preprocessing:  # the MNIST demo's models work on (rows, cols): make them (x, y)
+        images = np.swapaxes(images.reshape(len(images), 1, 28, 28), -1, -2)
+    files = _write_all(images, out, fmt, prefix, info, overwrite)
+    from medvae.viz import contact_sheet, display_slices
+
+    ncols = grid_size if grid else min(len(images), 8)
+    sheet = out / "contact_sheet.png"
+    contact_sheet(display_slices(images), sheet, ncols=ncols)
+    return GenerateResult(files, sheet)
+
+
+def _grid(model, size: int, extent: float):
+    import torch
+
+    if model.latent_dim != 2:
+        raise UsageError(f"grid needs a model with a 2-D latent space; this one has latent_dim {model.latent_dim} "
+                         "(train with --latent-dim 2)", param="grid")
+    check_positive("grid_size", size)
+    values = torch.linspace(extent, -extent, size)
+    z = torch.stack([torch.stack([torch.linspace(-extent, extent, size)[j], values[i]])
+                     for i in range(size) for j in range(size)])
+    return model.generate(z.to(next(model.parameters()).device))
+
+
+def _interpolate(model, info, paths, steps: int):
+    import torch
+
+    from medvae.io.images import read_image
+    from medvae.data.transforms import prepare
+
+    size = info.preprocessing.get("size")
+    if not size:
+        raise UsageError(f"{info.path}: the model file does not record its image size; cannot encode images")
+    normalize = info.preprocessing.get("normalize", "percentile")
+    normalize = normalize if normalize in ("percentile", "window", "minmax", "none") else "minmax"
+    xs = []
+    for p in paths:
+        image = read_image(p)
+        if image.array.ndim == len(size) + 1 and image.array.shape[-1] == 1:
+            image = image.with_array(image.array[..., 0])
+        xs.append(prepare(image, size, normalize=normalize).tensor.as_tensor())
+    x = torch.stack(xs).to(next(model.parameters()).device)
+    mu, _ = model.encode(x)
+    t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
+    return model.generate((1 - t) * mu[0] + t * mu[1])
+
+
+def _write_all(images: np.ndarray, out: Path, fmt: str, prefix: str, info, overwrite: bool) -> list[Path]:
+    from medvae.data.intensity import to_display
+    from medvae.io.images import Image, write_image
+
+    out.mkdir(parents=True, exist_ok=True)
+    spacing = info.preprocessing.get("spacing")  # None: the training files gave no pixel size
+    known = spacing is not None
+    spacing = spacing or [1.0] * (images.ndim - 2)
+    affine = np.diag([*map(float, spacing), 1.0] + [1.0] * (3 - len(spacing)))[:4, :4]  # RAS, as trained
+    notes = [f"synthetic image generated by medvae from {Path(info.path).name}"]
+    suffix = {"png": ".png", "nifti": ".nii.gz", "dicom": ".dcm"}[fmt]
+    files = []
+    width = max(4, len(str(len(images))))
+    for i, img in enumerate(images):
+        array = img[0]
+        path = out / f"{prefix}_{i + 1:0{width}d}{suffix}"
+        if fmt == "png":
+            image = Image(array=to_display(array, 0.0, 1.0, 8), format="png", bits=8, notes=list(notes))
+        else:
+            image = Image(array=array.astype(np.float32), affine=affine, format="nifti", spacing_known=known,
+                          notes=list(notes))
+        files.append(write_image(image, path, operation="generate", synthetic=True, overwrite=overwrite))
+    return files

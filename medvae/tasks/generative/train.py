@@ -1,0 +1,200 @@
+"""``medvae train vae|vaegan``: a convolutional VAE or VAE-GAN on a folder of images or on MNIST.
+
+Writes the model file (``--out``, default ``medvae-vae.safetensors``), and beside it, after every epoch,
+``<stem>.recon.png`` (validation images over their reconstructions), ``<stem>.samples.png`` (draws from
+the prior) and ``<stem>.state.pt`` (for ``--resume``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medvae.errors import UsageError, check_positive
+
+KINDS = {"vae": "conv_vae", "vaegan": "vae_gan"}
+
+
+@dataclass
+class GenerativeTrainConfig:
+    """Settings of :func:`train_generative` (the CLI's options, same names)."""
+
+    kind: str = "vae"
+    data: str = "mnist"
+    out: Path = Path("medvae-vae.safetensors")
+    size: int = 32
+    spatial_dims: int = 2
+    latent_dim: int = 16
+    channels: tuple[int, ...] | None = None
+    beta: float = 1.0
+    kl_warmup: int = 0
+    likelihood: str = "bernoulli"
+    adv_weight: float = 0.05
+    feature_weight: float = 0.05
+    adv_warmup: int = 1
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    val_fraction: float = 0.1
+    normalize: str = "percentile"
+    limit: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    resume: bool = False
+    progress: bool = True
+    previews: bool = True
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.kind not in KINDS:
+            raise UsageError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}", param="kind")
+        if self.spatial_dims not in (2, 3):
+            raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
+        check_positive("size", self.size)
+        check_positive("latent_dim", self.latent_dim)
+        if not 0 < self.val_fraction < 1:
+            raise UsageError(f"val_fraction must be between 0 and 1, got {self.val_fraction}", param="val_fraction")
+        if self.data == "mnist" and self.spatial_dims == 3:
+            raise UsageError("spatial_dims 3 needs a folder of volumes, not mnist", param="spatial_dims")
+        if self.channels is None:
+            levels = min(5, max(2, int(math.log2(self.size)) - 2))
+            base = 32 if self.spatial_dims == 2 else 16
+            self.channels = tuple(base * 2**i for i in range(levels))
+        self.channels = tuple(self.channels)
+
+
+@dataclass
+class GenerativeTrainResult:
+    model_path: Path
+    record: dict
+    n_train: int
+    n_val: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load_training_images(config: GenerativeTrainConfig):
+    """``(images (N, 1, *size) in [0, 1], spacing or None, source, skipped, files or None)`` from ``config.data``."""
+    if config.data == "mnist":  # the sample's training split; its test split stays out for evaluation
+        images = mnist_images("train", config.size)
+        return (images[: config.limit] if config.limit else images, (1.0, 1.0), "mnist (embedded sample, train)",
+                [], None)
+    from medvae.data.datasets import load_image_folder
+
+    folder = load_image_folder(config.data, config.size, config.spatial_dims, normalize=config.normalize,
+                               limit=config.limit, progress=config.progress)
+    return (folder.images, folder.spacing, str(Path(config.data).resolve()), folder.skipped,
+            [str(Path(f).resolve()) for f in folder.files])
+
+
+def mnist_images(split_name: str, size: int):
+    """The embedded MNIST sample's ``split_name`` images as ``(N, 1, size, size)`` in [0, 1], (x, y) order."""
+    import torch
+
+    from medvae.tasks.generative.classifier import mnist_tensors
+
+    images, _ = mnist_tensors(split_name)
+    if size != 28:
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                                 align_corners=False).clamp_(0, 1)
+    return images
+
+
+def build(config: GenerativeTrainConfig):
+    from medvae.models import ConvVAE, ConvVAEConfig, VAEGAN, VAEGANConfig
+
+    common = dict(spatial_dims=config.spatial_dims, in_shape=(1,) + (config.size,) * config.spatial_dims,
+                  channels=config.channels, strides=(2,) * len(config.channels), latent_dim=config.latent_dim,
+                  likelihood=config.likelihood, beta=config.beta, kl_warmup_epochs=config.kl_warmup)
+    if config.kind == "vae":
+        return ConvVAE(ConvVAEConfig(**common))
+    return VAEGAN(VAEGANConfig(**common, adv_weight=config.adv_weight, feature_weight=config.feature_weight,
+                               adv_warmup_epochs=config.adv_warmup))
+
+
+def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -> GenerativeTrainResult | None:
+    """Train a ConvVAE or VAE-GAN and write its model file, previews and training state.
+
+    Returns the result on the process that writes files (None on other ``torchrun`` ranks).
+    """
+    import torch
+
+    from medvae import checkpoint, train
+    from medvae.train.recipe import check_model_path, fit_settings
+    from medvae.data.patients import random_split
+    from medvae.data.datasets import TensorBatches
+
+    config = dataclasses.replace(config, **overrides) if config else GenerativeTrainConfig(**overrides)
+    check_model_path(config.out)
+    started = time.perf_counter()
+    train.seed_everything(config.seed)
+    images, spacing, source, skipped, files = load_training_images(config)
+    train_idx, val_idx = random_split(len(images), config.val_fraction, config.seed)
+    train_data = TensorBatches({"image": images[train_idx]})
+    val_data = TensorBatches({"image": images[val_idx]})
+    model = build(config)
+    stem = config.out.with_suffix("")
+    preprocessing = {
+        "pipeline": "image_folder" if config.data != "mnist" else "mnist",
+        "size": [config.size] * config.spatial_dims,
+        "spatial_dims": config.spatial_dims,
+        "normalize": config.normalize if config.data != "mnist" else "none (0..255 → 0..1)",
+        "intensity": "window mapped to [0, 1]",
+        "spacing": list(spacing) if spacing else None,
+        "axes": "(C, x, y[, z]) as medvae reads images",
+    }
+    fixed_z = torch.randn(16, config.latent_dim, generator=torch.Generator().manual_seed(config.seed))
+    preview_images = images[val_idx[:8]]
+
+    def on_epoch_end(epoch, m, record):
+        training = {"task": f"train {config.kind}", "data": source, "train_images": len(train_idx),
+                    "val_images": len(val_idx), **record.to_dict(), "command": _command(config),
+                    # the held-out files, so 'evaluate generative --data <the same folder>' scores only them
+                    "val_files": [files[i] for i in val_idx] if files else None}
+        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
+        if config.previews:
+            write_previews(m, preview_images, fixed_z, stem)
+
+    tc = fit_settings(config, Path(f"{stem}.state.pt"))
+    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
+    if not train.is_main_process():
+        return None
+    result = record.to_dict()
+    result["wall_seconds"] = time.perf_counter() - started
+    return GenerativeTrainResult(config.out, result, len(train_idx), len(val_idx), skipped)
+
+
+def write_previews(model, images, z, stem: Path) -> None:
+    """``<stem>.recon.png`` (images over reconstructions) and ``<stem>.samples.png`` (prior draws)."""
+    import torch
+
+    from medvae.viz import contact_sheet, display_slices
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = images.to(device)
+        mu, _ = model.encode(x)
+        recon = model.generate(mu)
+        samples = model.generate(z.to(device))
+    model.train(was_training)
+    contact_sheet(np.concatenate([display_slices(x), display_slices(recon)]), f"{stem}.recon.png",
+                  ncols=len(images))
+    contact_sheet(display_slices(samples), f"{stem}.samples.png", ncols=8)
+
+
+def _command(config: GenerativeTrainConfig) -> str:
+    """The command line that reproduces this training (stored in the model file)."""
+    from medvae.train.recipe import changed_options
+
+    parts = [f"medvae train {config.kind}", f"--data {config.data}", f"--size {config.size}"]
+    defaults = GenerativeTrainConfig(kind=config.kind, data=config.data, size=config.size,
+                                     spatial_dims=config.spatial_dims)
+    parts += changed_options(config, defaults, ("kind", "data", "size", "progress", "resume", "out", "previews"))
+    return " ".join(parts)

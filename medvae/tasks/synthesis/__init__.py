@@ -1,0 +1,1 @@
+"""Missing-modality synthesis: train the conditional VAE-GAN, synthesise, evaluate against baselines."""
