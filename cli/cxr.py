@@ -89,6 +89,8 @@ def train_enhance(
                                                          "patient.")] = None,
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (falls to 0 over the epochs).")]
     = "constant",
+    attribution: Annotated[str, typer.Option(help="Where the training films come from and their licence (stored "
+                                                  "in the model file).")] = "",
     channels: Annotated[str, typer.Option(help="U-Net channels per level.")] = "16,32,64,128",
     latent_channels: Annotated[int, typer.Option(help="Channels of the variational bottleneck.")] = 8,
     norm: Annotated[str, typer.Option(help="batch (exact tiling, fast channels-last inference), instance or "
@@ -115,7 +117,7 @@ def train_enhance(
         kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
         severity=parse_floats("--severity", severity, 2), channels=parse_ints("--channels", channels),
         latent_channels=latent_channels, norm=norm, beta=beta, epochs=epochs, batch_size=batch_size, lr=lr,
-        clean_fraction=clean_fraction, patients=patients, lr_schedule=lr_schedule,
+        clean_fraction=clean_fraction, patients=patients, lr_schedule=lr_schedule, attribution=attribution,
         test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
     result = run_task(train_enhance, config)
     if result is None:

@@ -41,8 +41,13 @@ def check_model_path(out: Path) -> None:
 
 
 def plain_config(config) -> dict:
-    """The dataclass ``config`` as JSON-ready values (paths as strings)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+    """The dataclass ``config`` as JSON-ready values (paths by file name, as :func:`changed_options` has them)."""
+    return {k: v.name if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def portable_command(command: str) -> str:
+    """A recorded command line with every absolute path cut to its file name (older model files kept them)."""
+    return " ".join(Path(t).name if t.startswith("/") else t for t in command.split(" "))
 
 
 def fit_settings(config, state_path: Path):

@@ -46,6 +46,7 @@ class EnhanceTrainConfig:
     severity: tuple[float, float] = (0.1, 1.0)
     clean_fraction: float = 0.1
     patients: str | None = None
+    attribution: str = ""
     lr_schedule: str = "constant"
     epochs: int = 10
     batch_size: int = 16
@@ -169,7 +170,7 @@ class DegradedPatches:
 def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> EnhanceTrainResult | None:
     """Train the enhancer and write its model file (see the module docstring)."""
     from medvae import checkpoint, train
-    from medvae.train.recipe import check_model_path, fit_settings, plain_config, portable_path
+    from medvae.train.recipe import check_model_path, fit_settings, plain_config, portable_command, portable_path
     from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 
     config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
@@ -187,7 +188,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
             raise UsageError(f"init {config.init} is also --out; write the fine-tuned model to another file", param="init")
         model, init_info = load_model_of_kind(config.init, "enhancer", option="init")
         model.train()
-        history = [*init_info.training.get("history", []), init_info.training.get("command", "?")]
+        history = [portable_command(c) for c in
+                   [*init_info.training.get("history", []), init_info.training.get("command", "?")]]
     else:
         model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
                                              norm=config.norm, beta=config.beta))
@@ -209,14 +211,15 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         root = next((f for f in folders if path.is_relative_to(f.resolve())), path.parent)
         return portable_path(path, root)
 
+    def training(record):
+        return {"task": "train enhance", "data": list(config.data),
+                "train_images": [recorded(p) for p in train_paths], "test_images": [recorded(p) for p in test_paths],
+                "data_attribution": config.attribution or None, "config": plain_config(config), **record.to_dict(),
+                "command": _command(config), "history": history}
+
     def on_epoch_end(epochs_done, m, record):
         train_data.epoch = epochs_done  # the next epoch's patches
-        training = {"task": "train enhance", "data": list(config.data),
-                    "train_images": [recorded(p) for p in train_paths],
-                    "test_images": [recorded(p) for p in test_paths],
-                    "config": plain_config(config), **record.to_dict(), "command": _command(config),
-                    "history": history}
-        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
+        checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training(record))
 
     tc = fit_settings(config, config.out.with_suffix(".state.pt"))
     if config.resume and tc.state_path.is_file():  # carry on with the patches of the epoch it stopped at
@@ -226,6 +229,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
     if not train.is_main_process():
         return None
+    # the final write, also after a --resume that found every epoch done (the record follows this medvae)
+    checkpoint.save_model(config.out, model, preprocessing=preprocessing, training=training(record))
     result = record.to_dict()
     result["wall_seconds"] = time.perf_counter() - started
     return EnhanceTrainResult(config.out, result, [str(p) for p in train_paths], [str(p) for p in test_paths])
