@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.errors import UsageError
+from medvae.errors import UsageError, first_line
 
 
 @dataclass
@@ -27,6 +27,7 @@ class CheckEvaluation:
     other: list[tuple[str, bool, list[str], dict]] = field(default_factory=list)
     ranges: dict = field(default_factory=dict)
     left_out: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @staticmethod
     def rate(rows) -> float:
@@ -37,7 +38,7 @@ class CheckEvaluation:
             return [{"image": p, "flagged": f, "reasons": r, "features": v} for p, f, r, v in items]
 
         return {"ranges": self.ranges, "false_alarm_rate": self.rate(self.chest),
-                "detection_rate": self.rate(self.other), "chest_left_out": self.left_out,
+                "detection_rate": self.rate(self.other), "chest_left_out": self.left_out, "unreadable": self.unreadable,
                 "chest": rows(self.chest), "other": rows(self.other)}
 
 
@@ -51,15 +52,10 @@ def as_slice(array: np.ndarray) -> np.ndarray:
     return a
 
 
-def seen_patients(info, folder: Path) -> set[str]:
-    """Patients under ``folder`` (by its index CSV) whose films trained or calibrated the model."""
-    from medvae.io.batch import discover
-    from medvae.data.patients import patients_of
-
+def seen_patients(info, paths: list[Path], patients: list[str]) -> set[str]:
+    """The patients (of ``paths``, by ``patients``) whose films trained or calibrated the model."""
     used = {Path(p).name for p in (info.training or {}).get("train_images", [])}
     used |= set((info.preprocessing.get("chest_check") or {}).get("calibration_images", []))
-    paths = discover(folder)
-    patients, _ = patients_of(paths, None, folder)
     return {patient for p, patient in zip(paths, patients) if p.name in used}
 
 
@@ -85,9 +81,9 @@ def evaluate_chest_check(model: str | os.PathLike | None, chest: list[str], othe
     result = CheckEvaluation(ranges=ranges_of(info))
     chest_paths = []
     for folder in map(Path, chest):
-        seen = seen_patients(info, folder)
         paths = discover(folder)
         patients, _ = patients_of(paths, None, folder)
+        seen = seen_patients(info, paths, patients)
         kept = [p for p, patient in zip(paths, patients) if patient not in seen]
         result.left_out += len(paths) - len(kept)
         chest_paths += kept[:limit]
@@ -96,8 +92,8 @@ def evaluate_chest_check(model: str | os.PathLike | None, chest: list[str], othe
         for path in tqdm(paths, desc="checking", disable=not progress, leave=False):
             try:
                 array = as_slice(read_image(path).array)
-            except Exception as e:  # an unreadable file is not a result
-                print(f"note: {path}: skipped, cannot be read ({type(e).__name__})")
+            except Exception as e:  # an unreadable file is not a result: listed, not scored
+                result.unreadable.append((str(path), first_line(e)))
                 continue
             verdict = check_image(net, info, to_unit(array)[0])
             target.append((str(path), not verdict.ok, verdict.reasons, verdict.values))
@@ -110,6 +106,7 @@ def format_check(ev: CheckEvaluation) -> str:
              f"| chest films of unseen patients (false alarms) | {len(ev.chest)} | {ev.rate(ev.chest):.1%} |",
              f"| not frontal chest films (detections) | {len(ev.other)} | {ev.rate(ev.other):.1%} |", "",
              f"({ev.left_out} chest films of patients the model trained or calibrated on were left out)", ""]
+    lines += [f"not read: {Path(p).name} ({why})" for p, why in ev.unreadable]
     missed = [r for r in ev.other if not r[1]]
     if missed:
         lines.append("not detected: " + ", ".join(Path(p).name for p, *_ in missed))

@@ -194,20 +194,16 @@ def calibration_films(config: SegmentTrainConfig, training_films: list[np.ndarra
     """The chest films that set the chest check's ranges, and where they came from: the training part of a
     patient split of ``config.calibrate``'s films (at most ``calibrate_films``, first by name), else the
     segmenter's own training films."""
-    from medvae.io.batch import discover
-    from medvae.data.patients import patient_split, patients_of
     from medvae.data.transforms import resize
-    from medvae.tasks.cxr.train_enhance import read_unit
+    from medvae.tasks.cxr.train_enhance import image_split, read_unit
 
     if not config.calibrate:
         return training_films, {"calibrated_on": "the training films"}
-    paths = sorted(discover(Path(config.calibrate)), key=lambda p: p.name)
-    patients, _ = patients_of(paths, None, Path(config.calibrate))
-    train_idx, test_idx = patient_split(patients, config.calibrate_holdout, config.seed)
-    chosen = [paths[i] for i in train_idx][: config.calibrate_films]
+    train, test = image_split((config.calibrate,), config.calibrate_holdout, config.seed)
+    chosen = sorted(train, key=lambda p: p.name)[: config.calibrate_films]
     return [resize(read_unit(p), (config.size, config.size)) for p in chosen], {
         "calibrated_on": config.calibrate, "calibration_images": [p.name for p in chosen],
-        "held_out_images": [paths[i].name for i in test_idx]}
+        "held_out_images": sorted(p.name for p in test)}
 
 
 def attribution(index: Path | None) -> dict | None:
