@@ -49,18 +49,34 @@ def _as_typed(message: str, param: str) -> str:
     """``message`` with its leading library parameter name replaced by what the user typed on the running
     command: the option (``--batch-size``) or the argument (``OUTPUT``). A parameter the command does not
     have (a value read from a model file, say) is left as the library named it."""
-    try:
-        from click import get_current_context
-    except ImportError:  # typer 0.2x vendors click
-        from typer._click.globals import get_current_context
-
-    context = get_current_context(silent=True)
+    context = _current_context()
     command = context.command if context is not None else None
     for p in getattr(command, "params", []):
         if p.name == param and message.startswith(param):
             shown = p.opts[0] if p.param_type_name == "option" else (p.metavar or p.name.upper())
             return shown + message[len(param):]
     return message
+
+
+def _current_context():
+    """The running command's click context. Typer 0.2x runs on its own vendored click, and a separately
+    installed ``click`` then holds no context, so ask both (typer's first)."""
+    getters = []
+    try:
+        from typer._click.globals import get_current_context as vendored
+        getters.append(vendored)
+    except ImportError:  # typer before 0.2x runs on the click package
+        pass
+    try:
+        from click import get_current_context as package
+        getters.append(package)
+    except ImportError:
+        pass
+    for get in getters:
+        context = get(silent=True)
+        if context is not None:
+            return context
+    return None
 
 
 def parse_floats(name: str, text: str, n: int | None = None) -> tuple[float, ...]:
