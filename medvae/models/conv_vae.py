@@ -18,8 +18,9 @@ import torch
 from torch import Tensor
 
 from medvae.errors import UsageError
-from medvae.losses import bernoulli_nll, gaussian_nll, gaussian_kl, kl_weight
+from medvae.losses import bernoulli_nll, gaussian_nll, gaussian_kl
 from medvae.models.base import VAE, LossOutput
+from medvae.models.warmup import warmup
 
 
 @dataclass
@@ -107,11 +108,12 @@ class ConvVAE(VAE):
             use_sigmoid=False,
         )
 
-        self.kl_weight = kl_weight(config.beta, 0, config.kl_warmup_epochs)
+        self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by the training loop at the start of each (0-based) epoch: sets the KL warm-up weight."""
-        self.kl_weight = kl_weight(self.config.beta, epoch, self.config.kl_warmup_epochs)
+        """Called by the training loop at the start of each (0-based) epoch: sets the KL warm-up weight,
+        ``beta * min(1, (epoch + 1) / kl_warmup_epochs)`` (``beta`` without warm-up)."""
+        self.kl_weight = self.config.beta * warmup(epoch + 1, self.config.kl_warmup_epochs)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.net.encode_forward(x)

@@ -24,8 +24,8 @@ assembled here from MONAI's ``ResidualUnit`` and ``Convolution`` blocks, for 2-D
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -33,12 +33,12 @@ from torch import Tensor, nn
 from medvae.errors import UsageError
 from medvae.losses import gaussian_kl
 from medvae.models.base import LossOutput, reparameterize
-
-NORMS = ("BATCH", "INSTANCE", "NONE")
+from medvae.models.blocks import check_size, conv1x1, decoder, encoder, monai_norm, residual_unit
+from medvae.models.unet_config import UNetConfig, check_norm, check_weights
 
 
 @dataclass
-class EnhancerConfig:
+class EnhancerConfig(UNetConfig):
     """Args:
     spatial_dims: 2 (films) or 3 (volumes).
     in_channels: image channels; the output has as many.
@@ -52,9 +52,6 @@ class EnhancerConfig:
     residual: predict ``clean - degraded`` and add the input back, rather than the clean image itself.
     """
 
-    spatial_dims: int = 2
-    in_channels: int = 1
-    channels: tuple[int, ...] = (16, 32, 64, 128)
     latent_channels: int = 8
     num_res_units: int = 1
     norm: str = "INSTANCE"
@@ -75,17 +72,8 @@ class EnhancerConfig:
             raise UsageError(f"latent_channels must be at least 1, got {self.latent_channels}", param="latent_channels")
         if self.num_res_units < 0:
             raise UsageError(f"num_res_units must be 0 or more, got {self.num_res_units}", param="num_res_units")
-        if self.norm not in NORMS:
-            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}", param="norm")
-        for name in ("beta", "ssim_weight"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}", param=name)
-
-    @property
-    def multiple(self) -> int:
-        """Spatial sizes must be multiples of this."""
-        return 2 ** (len(self.channels) - 1)
+        check_norm(self.norm)
+        check_weights(self, "beta", "ssim_weight")
 
 
 @dataclass
@@ -103,50 +91,30 @@ class EnhancerOutput:
     logvar: Tensor
 
 
-def check_size(x: Tensor, spatial_dims: int, multiple: int) -> None:
-    """Raise :class:`UsageError` unless ``x`` is ``(B, C, *spatial)`` with sizes that are multiples of ``multiple``."""
-    if x.ndim != spatial_dims + 2:
-        raise UsageError(f"expected a (B, C, {spatial_dims} spatial sizes) tensor, got shape {tuple(x.shape)}", param="expected")
-    if any(s % multiple for s in x.shape[2:]):
-        raise UsageError(f"spatial sizes must be multiples of {multiple} (pad the image), got {tuple(x.shape[2:])}", param="spatial")
-
-
-def _res(c: EnhancerConfig, cin: int, cout: int, strides: int = 1) -> nn.Module:
-    from monai.networks.blocks import ResidualUnit
-
-    return ResidualUnit(c.spatial_dims, cin, cout, strides=strides, subunits=c.num_res_units + 1,
-                        norm=None if c.norm == "NONE" else c.norm, act="LEAKYRELU")
-
-
 class EnhancerModel(nn.Module):
     """VAE-U-Net from a degraded image to the clean one.
 
     Batches are ``{"image": degraded (B, C, *spatial), "target": clean (B, C, *spatial)}`` in [0, 1].
 
     Args:
-        config: see :class:`EnhancerConfig`.
+        config: the levels, latent, normalisation and loss weights (:class:`EnhancerConfig`; defaults if None).
     """
 
     kind = "enhancer"
 
     def __init__(self, config: EnhancerConfig | None = None) -> None:
         from monai.losses import SSIMLoss
-        from monai.networks.blocks import Convolution
 
         super().__init__()
         self.config = c = config or EnhancerConfig()
-        ch, zc, norm = c.channels, c.latent_channels, None if c.norm == "NONE" else c.norm
-        conv = nn.Conv2d if c.spatial_dims == 2 else nn.Conv3d
-        self.down = nn.ModuleList([_res(c, c.in_channels, ch[0])]
-                                  + [_res(c, ch[i - 1], ch[i], strides=2) for i in range(1, len(ch))])
-        self.to_posterior = conv(ch[-1], 2 * zc, kernel_size=1)  # -> (mu, logvar)
-        self.from_latent = conv(zc, ch[-1], kernel_size=1)
-        self.fuse = _res(c, 2 * ch[-1], ch[-1])
-        self.up = nn.ModuleList([Convolution(c.spatial_dims, ch[i], ch[i - 1], strides=2, kernel_size=3,
-                                             is_transposed=True, norm=norm, act="LEAKYRELU")
-                                 for i in range(len(ch) - 1, 0, -1)])
-        self.merge = nn.ModuleList([_res(c, 2 * ch[i - 1], ch[i - 1]) for i in range(len(ch) - 1, 0, -1)])
-        self.head = conv(ch[0], c.in_channels, kernel_size=1)
+        ch, zc, sd, norm = c.channels, c.latent_channels, c.spatial_dims, monai_norm(c.norm)
+        res = partial(residual_unit, sd, subunits=c.num_res_units + 1, norm=norm, act="LEAKYRELU")
+        self.down = encoder(res, c.in_channels, ch)
+        self.to_posterior = conv1x1(sd, ch[-1], 2 * zc)  # -> (mu, logvar)
+        self.from_latent = conv1x1(sd, zc, ch[-1])
+        self.fuse = res(2 * ch[-1], ch[-1])
+        self.up, self.merge = decoder(sd, res, ch, norm=norm, act="LEAKYRELU")
+        self.head = conv1x1(sd, ch[0], c.in_channels)
         if c.residual:  # start as the identity: out = x + 0
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)

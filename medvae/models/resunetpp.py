@@ -21,8 +21,8 @@ lungs, heart and clavicles can share pixels. Loss: ``dice_weight * Dice + bce_we
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +30,8 @@ from torch import Tensor, nn
 
 from medvae.errors import UsageError
 from medvae.models.base import LossOutput
-from medvae.models.enhancer import check_size
-
-NORMS = ("BATCH", "INSTANCE", "NONE")
+from medvae.models.blocks import check_size, conv1x1, encoder, max_pool, monai_norm, residual_unit
+from medvae.models.unet_config import check_norm, check_weights
 
 
 @dataclass
@@ -77,12 +76,8 @@ class SegmenterConfig:
             raise UsageError(f"aspp_dilations must list positive integers, got {self.aspp_dilations}", param="aspp_dilations")
         if self.se_reduction < 1:
             raise UsageError(f"se_reduction must be at least 1, got {self.se_reduction}", param="se_reduction")
-        if self.norm not in NORMS:
-            raise UsageError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}", param="norm")
-        for name in ("dice_weight", "bce_weight"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                raise UsageError(f"{name} must be a finite number, 0 or more, got {value}", param=name)
+        check_norm(self.norm)
+        check_weights(self, "dice_weight", "bce_weight")
         if self.dice_weight == self.bce_weight == 0:
             raise UsageError("dice_weight and bce_weight cannot both be 0", param="dice_weight")
 
@@ -98,41 +93,38 @@ class SegmenterModel(nn.Module):
     Batches are ``{"image": (B, in_channels, *spatial) in [0, 1], "label": (B, out_channels, *spatial) 0/1}``.
 
     Args:
-        config: see :class:`SegmenterConfig`.
+        config: levels, ASPP, squeeze-and-excitation and loss weights; see :class:`SegmenterConfig`.
     """
 
     kind = "segmenter"
 
     def __init__(self, config: SegmenterConfig | None = None) -> None:
         from monai.losses import DiceLoss
-        from monai.networks.blocks import ChannelSELayer, ResidualUnit, SimpleASPP
+        from monai.networks.blocks import ChannelSELayer, SimpleASPP
         from monai.networks.nets.attentionunet import AttentionBlock
 
         super().__init__()
         self.config = c = config or SegmenterConfig()
-        ch, sd, norm = c.channels, c.spatial_dims, None if c.norm == "NONE" else c.norm
+        ch, sd, norm = c.channels, c.spatial_dims, monai_norm(c.norm)
         n = len(c.aspp_dilations)
-
-        def res(cin: int, cout: int, strides: int = 1) -> nn.Module:
-            return ResidualUnit(sd, cin, cout, strides=strides, subunits=2, norm=norm, act="RELU")
+        res = partial(residual_unit, sd, subunits=2, norm=norm, act="RELU")
 
         def aspp(cin: int, cout: int) -> tuple[nn.Module, int]:  # SimpleASPP gives n * (cout // n) channels
             k = max(1, cout // n)
             return SimpleASPP(sd, cin, k, kernel_sizes=(3,) * n, dilations=c.aspp_dilations, norm_type=norm,
                               acti_type="RELU"), n * k
 
-        self.down = nn.ModuleList([res(c.in_channels, ch[0])]
-                                  + [res(ch[i - 1], ch[i], strides=2) for i in range(1, len(ch))])
+        self.down = encoder(res, c.in_channels, ch)
         self.se = nn.ModuleList([ChannelSELayer(sd, k, r=min(c.se_reduction, k)) for k in ch])
         self.bridge, width = aspp(ch[-1], c.bridge_channels or 2 * ch[-1])
-        self.pool = (nn.MaxPool2d if sd == 2 else nn.MaxPool3d)(2)
+        self.pool = max_pool(sd, 2)
         self.gates, self.merge = nn.ModuleList(), nn.ModuleList()
         for j in range(len(ch) - 2, -1, -1):  # skip levels, deepest first; the decoder output has ch[j + 1]
             self.gates.append(AttentionBlock(sd, f_int=ch[j], f_g=ch[j], f_l=width))
             self.merge.append(res(width + ch[j], ch[j + 1]))
             width = ch[j + 1]
         self.out_aspp, width = aspp(width, ch[0])
-        self.head = (nn.Conv2d if sd == 2 else nn.Conv3d)(width, c.out_channels, kernel_size=1)
+        self.head = conv1x1(sd, width, c.out_channels)
         self.dice = DiceLoss(sigmoid=True, batch=True)
 
     @property

@@ -31,6 +31,7 @@ MONAI's ``ResidualUnit`` and ``Convolution`` blocks; one class serves 2-D slices
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -38,10 +39,13 @@ from torch import Tensor, nn
 from medvae.errors import UsageError
 from medvae.losses import gaussian_kl
 from medvae.models.base import LossOutput, reparameterize
+from medvae.models.blocks import conv1x1, decoder, encoder, residual_unit
+from medvae.models.unet_config import UNetConfig
+from medvae.models.warmup import warmup
 
 
 @dataclass
-class SynthesisConfig:
+class SynthesisConfig(UNetConfig):
     """Args:
     spatial_dims: 2 (slices) or 3 (patches).
     in_channels: source modalities.
@@ -58,9 +62,6 @@ class SynthesisConfig:
     adv_warmup_epochs: the adversarial term is off in epoch 0 and at full weight from this epoch on.
     """
 
-    spatial_dims: int = 2
-    in_channels: int = 1
-    channels: tuple[int, ...] = (16, 32, 64, 128)
     latent_channels: int = 4
     num_res_units: int = 1
     norm: str = "INSTANCE"
@@ -85,44 +86,24 @@ class SynthesisConfig:
         if self.beta < 0 or self.adv_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("beta, adv_weight and adv_warmup_epochs must be 0 or more")
 
-    @property
-    def multiple(self) -> int:
-        """Spatial sizes must be multiples of this."""
-        return 2 ** (len(self.channels) - 1)
-
-
-def _res(config: SynthesisConfig, cin: int, cout: int, strides: int = 1) -> nn.Module:
-    from monai.networks.blocks import ResidualUnit
-
-    return ResidualUnit(config.spatial_dims, cin, cout, strides=strides, subunits=max(1, config.num_res_units + 1),
-                        norm=config.norm, act="LEAKYRELU")
-
 
 class SynthesisGenerator(nn.Module):
     """U-Net from sources (and a latent) to the target, with the prior and posterior heads over z."""
 
     def __init__(self, config: SynthesisConfig) -> None:
-        from monai.networks.blocks import Convolution
-
         super().__init__()
         self.config = c = config
-        ch, zc = c.channels, c.latent_channels
-        self.down = nn.ModuleList([_res(c, c.in_channels, ch[0])]
-                                  + [_res(c, ch[i - 1], ch[i], strides=2) for i in range(1, len(ch))])
-        self.fuse = _res(c, ch[-1] + zc, ch[-1]) if zc else nn.Identity()
-        self.up = nn.ModuleList([Convolution(c.spatial_dims, ch[i], ch[i - 1], strides=2, kernel_size=3,
-                                             is_transposed=True, norm=c.norm, act="LEAKYRELU")
-                                 for i in range(len(ch) - 1, 0, -1)])
-        self.merge = nn.ModuleList([_res(c, 2 * ch[i - 1], ch[i - 1]) for i in range(len(ch) - 1, 0, -1)])
-        conv = nn.Conv2d if c.spatial_dims == 2 else nn.Conv3d
-        self.head = conv(ch[0], 1, kernel_size=1)
+        ch, zc, sd = c.channels, c.latent_channels, c.spatial_dims
+        res = partial(residual_unit, sd, subunits=max(1, c.num_res_units + 1), norm=c.norm, act="LEAKYRELU")
+        self.down = encoder(res, c.in_channels, ch)
+        self.fuse = res(ch[-1] + zc, ch[-1]) if zc else nn.Identity()
+        self.up, self.merge = decoder(sd, res, ch, norm=c.norm, act="LEAKYRELU")
+        self.head = conv1x1(sd, ch[0], 1)
         if c.aleatoric:  # its own block on detached features: the NLL's gradients never reach the mean's path
-            self.scale_head = nn.Sequential(_res(c, ch[0], ch[0]), conv(ch[0], 1, kernel_size=1))
+            self.scale_head = nn.Sequential(res(ch[0], ch[0]), conv1x1(sd, ch[0], 1))
         if zc:
-            self.prior = conv(ch[-1], 2 * zc, kernel_size=1)
-            post = [_res(c, c.in_channels + 1, ch[0])] + [_res(c, ch[i - 1], ch[i], strides=2)
-                                                          for i in range(1, len(ch))]
-            self.posterior = nn.Sequential(*post, conv(ch[-1], 2 * zc, kernel_size=1))
+            self.prior = conv1x1(sd, ch[-1], 2 * zc)
+            self.posterior = nn.Sequential(*encoder(res, c.in_channels + 1, ch), conv1x1(sd, ch[-1], 2 * zc))
 
     def features(self, source: Tensor) -> list[Tensor]:
         """The encoder's features per level; the last is the bottleneck ``(B, channels[-1], *spatial/2**L)``."""
@@ -197,7 +178,7 @@ class SynthesisModel(nn.Module):
     The training loop sees ``generator``/``discriminator``/``discriminator_loss`` when ``gan`` is on.
 
     Args:
-        config: see :class:`SynthesisConfig`.
+        config: what the generator, the discriminator and the loss are (:class:`SynthesisConfig`).
     """
 
     kind = "synthesis"
@@ -206,7 +187,7 @@ class SynthesisModel(nn.Module):
         super().__init__()
         self.config = config = config or SynthesisConfig()
         self.generator = SynthesisGenerator(config)
-        self.adv_scale = 1.0 if config.adv_warmup_epochs == 0 else 0.0
+        self.adv_scale = warmup(0, config.adv_warmup_epochs)
         if config.gan:
             from monai.losses import PatchAdversarialLoss
             from monai.networks.nets import PatchDiscriminator
@@ -220,8 +201,7 @@ class SynthesisModel(nn.Module):
 
     def set_epoch(self, epoch: int) -> None:
         """Ramp the adversarial term: 0 in epoch 0 with warm-up, full weight from ``adv_warmup_epochs``."""
-        w = self.config.adv_warmup_epochs
-        self.adv_scale = 1.0 if w == 0 else min(1.0, epoch / w)
+        self.adv_scale = warmup(epoch, self.config.adv_warmup_epochs)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         source, target = batch["source"], batch["target"]

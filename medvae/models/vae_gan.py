@@ -25,6 +25,7 @@ from medvae.errors import UsageError
 from medvae.losses import feature_matching, gaussian_kl
 from medvae.models.base import VAE, LossOutput
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
+from medvae.models.warmup import warmup
 
 
 @dataclass
@@ -83,17 +84,13 @@ class VAEGAN(VAE):
             num_layers_d=config.disc_layers, norm="INSTANCE",
         )
         self.adversarial = PatchAdversarialLoss(criterion="least_squares")
-        self.adv_scale = self._ramp(0)
+        self.adv_scale = warmup(0, config.adv_warmup_epochs)
         self._fakes: list[Tensor] = []
-
-    def _ramp(self, epoch: int) -> float:
-        w = self.config.adv_warmup_epochs
-        return 1.0 if w <= 0 else min(1.0, epoch / w)
 
     def set_epoch(self, epoch: int) -> None:
         """KL warm-up of the generator, and the adversarial ramp (0 in the first epoch with warm-up)."""
         self.generator.set_epoch(epoch)
-        self.adv_scale = self._ramp(epoch)
+        self.adv_scale = warmup(epoch, self.config.adv_warmup_epochs)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.generator.encode(x)

@@ -196,18 +196,22 @@ def _copy_series(src, dst):
     return dst
 
 
+def _series_plus(src, dst, name, **changes):
+    """A copy of the series ``src`` in ``dst`` with one more file ``name``: its first slice with ``changes``."""
+    folder = _copy_series(src, dst)
+    ds = pydicom.dcmread(next(src.iterdir()))
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    ds.save_as(folder / name)
+    return folder
+
+
 def test_series_errors(tmp_path, sample_dir):
     src = sample_dir / "dicom" / "ct_series"
-    two = _copy_series(src, tmp_path / "two")
-    other = pydicom.dcmread(next(src.iterdir()))
-    other.SeriesInstanceUID = pydicom.uid.generate_uid()
-    other.save_as(two / "extra.dcm")
+    two = _series_plus(src, tmp_path / "two", "extra.dcm", SeriesInstanceUID=pydicom.uid.generate_uid())
     with pytest.raises(InputError, match="2 DICOM series"):
         read_image(two)
-    dup = _copy_series(src, tmp_path / "dup")
-    ds = pydicom.dcmread(next(src.iterdir()))
-    ds.SOPInstanceUID = pydicom.uid.generate_uid()
-    ds.save_as(dup / "dup.dcm")
+    dup = _series_plus(src, tmp_path / "dup", "dup.dcm", SOPInstanceUID=pydicom.uid.generate_uid())
     with pytest.raises(InputError, match="same position"):
         read_image(dup)
     empty = tmp_path / "empty"
