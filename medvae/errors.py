@@ -62,3 +62,18 @@ def first_line(e: BaseException) -> str:
     """The first line of an exception's message, or its type's name when the message is empty."""
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+class OutputExists(MedvaeError):
+    """The output a command would write exists and ``overwrite`` was not given: nothing was done.
+
+    Not a failure (exit code 0): the command line prints the message as a note. Every command that writes
+    one output (a model, a set of images, a figure folder) raises it the same way; batch commands skip each
+    existing output and say so in their report instead.
+    """
+
+    exit_code = 0
+
+    def __init__(self, path, what: str = "output") -> None:
+        super().__init__(f"{path}: the {what} exists; skipped (--overwrite redoes it)")
+        self.path = path

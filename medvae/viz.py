@@ -80,18 +80,13 @@ def loss_curve(train: Sequence[float], test: Sequence[float], path: str | os.Pat
 
 
 def contact_sheet(images, path: str | os.PathLike, ncols: int = 8, gap: int = 2) -> None:
-    """Tile images into one 8-bit PNG (no axes): a quick look at many samples.
+    """Tile images into one 8-bit PNG (no axes): a quick look at many samples (see :func:`tile`)."""
+    write_png(tile(images, ncols, gap), path)
 
-    Args:
-        images: ``(N, H, W)`` array in [0, 1], rows first (display order).
-        path: the PNG to write (atomically).
-        ncols: images per row.
-        gap: pixels of black between images.
-    """
-    from PIL import Image
 
-    from medvae.io.atomic import atomic_path
-
+def tile(images, ncols: int = 8, gap: int = 2) -> np.ndarray:
+    """``(N, H, W)`` images in [0, 1], rows first (display order), tiled ``ncols`` to a row with ``gap``
+    pixels of black between them: one 2-D array in [0, 1]."""
     images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
     n, h, w = images.shape
     ncols = max(1, min(ncols, n))
@@ -100,8 +95,16 @@ def contact_sheet(images, path: str | os.PathLike, ncols: int = 8, gap: int = 2)
     for i, img in enumerate(images):
         r, c = divmod(i, ncols)
         sheet[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = img
+    return sheet
+
+
+def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
+    """A 2-D (grey) or ``(H, W, 3)`` (colour) array in [0, 1] as an 8-bit PNG, written atomically."""
+    from PIL import Image
+
+    pixels = np.round(np.clip(np.asarray(image, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
     with atomic_path(path) as tmp:
-        Image.fromarray(np.round(sheet * 255).astype(np.uint8)).save(tmp, format="PNG")
+        Image.fromarray(pixels).save(tmp, format="PNG")
 
 
 def display_slices(batch) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medvae.errors import UsageError, check_positive
+from medvae.train.config import TrainConfig, train_defaults
 
 MODEL_CHOICES = ("mlp", "conv")
 
@@ -26,14 +27,14 @@ class MnistDemoConfig:
     model: ``"mlp"`` (the reference 784-256-128 network) or ``"conv"`` (a convolutional VAE).
     hidden: MLP layer widths.
     latent_dim: size of z (figures use its first two dimensions, the others held at 0).
-    epochs, batch_size, lr: training settings (Adam).
     point: latent point decoded into ``sample.png``.
     grid_size: images per side of ``manifold.png``.
     grid_range: the manifold covers ``[-grid_range, grid_range]^2``.
     nll_k: importance samples per image for the NLL estimate.
     nll_images: test images used for the NLL estimate (None: all).
-    seed, device, amp, resume, progress: see :class:`medvae.train.TrainConfig`.
     limit: use at most this many images of each split (quick runs).
+    train: the training loop's settings (epochs, batch size, Adam's rate, seed, device, ...); see
+        :class:`medvae.train.TrainConfig`.
     """
 
     out: Path = Path("medvae-mnist")
@@ -42,20 +43,13 @@ class MnistDemoConfig:
     model: str = "mlp"
     hidden: tuple[int, ...] = (256, 128)
     latent_dim: int = 2
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
     point: tuple[float, ...] = (-3.0, 1.0)
     grid_size: int = 15
     grid_range: float = 3.0
     nll_k: int = 1000
     nll_images: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    progress: bool = True
     limit: int | None = None
+    train: TrainConfig = train_defaults(epochs=10, batch_size=64)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -63,9 +57,8 @@ class MnistDemoConfig:
         self.hidden, self.point = tuple(self.hidden), tuple(float(p) for p in self.point)
         if self.model not in MODEL_CHOICES:
             raise UsageError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}", param="model")
-        for name in ("epochs", "batch_size", "latent_dim", "grid_size", "nll_k"):
+        for name in ("latent_dim", "grid_size", "nll_k"):
             check_positive(name, getattr(self, name))
-        check_positive("lr", self.lr, integer=False)
         check_positive("grid_range", self.grid_range, integer=False)
         for name in ("nll_images", "limit"):
             if getattr(self, name) is not None:
@@ -118,37 +111,30 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     ``torchrun`` job.
     """
     from medvae import checkpoint, train
-    from medvae.train.recipe import fit_settings
     from medvae.data.transforms import mnist_preprocessing
+    from medvae.train.recipe import Recipe, configure
 
-    config = dataclasses.replace(config, **overrides) if config else MnistDemoConfig(**overrides)
-    started = time.perf_counter()
-    train_data, test_data, source = load_mnist_batches(config.data, config.download, config.limit)
-    train.seed_everything(config.seed)
-    model = _build_model(config)
+    config = configure(MnistDemoConfig, config, **overrides)
     out = config.out
-    main = train.is_main_process()
-    if main:
+    recipe = Recipe(config, out / "model.safetensors", state_path=out / "train_state.pt")
+    train_data, test_data, source = load_mnist_batches(config.data, config.download, config.limit)
+    train.seed_everything(config.train.seed)  # the model's initial weights do not depend on the data read
+    model = _build_model(config)
+    if train.is_main_process():
         out.mkdir(parents=True, exist_ok=True)
     training_meta: dict[str, Any] = {"data": source, "train_images": len(train_data), "test_images": len(test_data),
                                      "task": "demo mnist", "demo_config": _jsonable(dataclasses.asdict(config))}
 
-    def save(epoch, m, record) -> None:
+    def save(m, record, final) -> None:
         checkpoint.save_model(out / "model.safetensors", m, preprocessing=mnist_preprocessing(),
                               training={**training_meta, **record.to_dict()})
 
-    record = train.fit(
-        model,
-        train_data,
-        test_data,
-        fit_settings(config, out / "train_state.pt"),
-        on_epoch_end=save,
-    )
-    if not main:
+    record = recipe.fit(model, train_data, test_data, save)
+    if record is None:
         return None
     metrics = _evaluate_and_draw(model, train_data, test_data, record, config)
     metrics.update(data=source, train_images=len(train_data), test_images=len(test_data),
-                   seconds=round(time.perf_counter() - started, 3))
+                   seconds=round(time.perf_counter() - recipe.started, 3))
     from medvae.io.atomic import write_json
 
     write_json(out / "metrics.json", metrics)
@@ -167,7 +153,7 @@ def _evaluate_and_draw(model, train_data, test_data, record, config: MnistDemoCo
     out = config.out
     device = next(model.parameters()).device
     model.eval()
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.train.seed)
     x = test_data.tensors["image"].to(device)
     labels = test_data.tensors["label"].numpy()
     with torch.no_grad():
@@ -199,23 +185,23 @@ def _evaluate_and_draw(model, train_data, test_data, record, config: MnistDemoCo
     px, py = config.point
     viz.single_image(sample, out / "sample.png", title=f"decoded at z = ({px:g}, {py:g})")
     viz.manifold(images, (-r, r), out / "manifold.png", title=f"decoded {g}x{g} grid over [-{r:g}, {r:g}]^2")
-    viz.loss_curve(record.train_loss, record.val_loss, out / "loss.png", ylabel="negative ELBO (nats / image)")
+    viz.loss_curve(record["train_loss"], record["val_loss"], out / "loss.png", ylabel="negative ELBO (nats / image)")
     return {
         "model": model.kind,
         "units": "nats per image",
         "test": {**elbo, "nll_importance_sampled": nll, "nll_k": config.nll_k, "nll_images": n_nll,
                  "elbo_posterior_samples": 10},
-        "epochs": record.epochs,
-        "batch_size": record.batch_size,
-        "lr": record.lr,
-        "seed": record.seed,
-        "device": record.device,
-        "amp": record.amp,
-        "world_size": record.world_size,
-        "train_seconds": round(record.train_seconds, 3),
-        "samples_per_second": round(record.samples_per_second, 1),
-        "train_loss": record.train_loss,
-        "test_loss": record.val_loss,
+        "epochs": record["epochs"],
+        "batch_size": record["batch_size"],
+        "lr": record["lr"],
+        "seed": record["seed"],
+        "device": record["device"],
+        "amp": record["amp"],
+        "world_size": record["world_size"],
+        "train_seconds": round(record["train_seconds"], 3),
+        "samples_per_second": round(record["samples_per_second"], 1),
+        "train_loss": record["train_loss"],
+        "test_loss": record["val_loss"],
     }
 
 

@@ -1,5 +1,7 @@
-"""Training: the one loop every model uses (:mod:`~medvae.train.loop`), where it runs
-(:mod:`~medvae.train.device`) and what every training task records (:mod:`~medvae.train.recipe`).
+"""Training: the one loop every model uses (:mod:`~medvae.train.loop`), what it is told and asks of a model
+(:mod:`~medvae.train.config`), where it runs (:mod:`~medvae.train.device`), its optimiser, state file and
+logs (:mod:`~medvae.train.optim`, :mod:`~medvae.train.state`, :mod:`~medvae.train.report`), and the one
+recipe every training task follows (:mod:`~medvae.train.recipe`).
 
 ``from medvae.train import fit`` and friends work as before; they are imported on first use, so that the CLI
 can import :mod:`medvae.train.recipe` without loading torch.
@@ -9,8 +11,8 @@ from __future__ import annotations
 
 import importlib
 
-_HOME = {"fit": "loop", "TrainConfig": "loop", "TrainRecord": "loop", "evaluate_loss": "loop",
-         "flatten_parameters": "loop", "world": "device", "is_main_process": "device", "resolve_device": "device",
+_HOME = {"fit": "loop", "TrainConfig": "config", "TrainRecord": "config", "evaluate_loss": "loop",
+         "flatten_parameters": "optim", "Recipe": "recipe", "configure": "recipe", "world": "device", "is_main_process": "device", "resolve_device": "device",
          "cpu_has_native_bf16": "device", "seed_everything": "device"}
 
 

@@ -84,10 +84,15 @@ def test_map_style_dataset_goes_through_a_dataloader():
 
 
 @pytest.mark.parametrize("kwargs, match", [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
-                                           ({"lr": 0}, "lr"), ({"resume": True}, "state_path")])
+                                           ({"lr": 0}, "lr"), ({"lr_schedule": "step"}, "lr_schedule")])
 def test_config_errors(kwargs, match):
     with pytest.raises(UsageError, match=match):
         TrainConfig(**kwargs)
+
+
+def test_resume_needs_a_state_path():
+    with pytest.raises(UsageError, match="state_path"):
+        fit(MLPVAE(), _data(), None, TrainConfig(epochs=1, resume=True, progress=False, device="cpu"))
 
 
 def test_bad_device_name():

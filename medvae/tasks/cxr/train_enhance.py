@@ -17,14 +17,14 @@ validation loss and are stored in the model file for ``medvae evaluate enhance``
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from medvae.errors import UsageError, check_positive
+from medvae.tasks.cxr.trained import TrainedFilmModel
+from medvae.train.config import TrainConfig, train_defaults
 
 SCALES = (1, 2, 4)
 
@@ -47,16 +47,8 @@ class EnhanceTrainConfig:
     clean_fraction: float = 0.1
     patients: str | None = None
     attribution: str = ""
-    lr_schedule: str = "constant"
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 1e-3
     test_fraction: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    progress: bool = True
+    train: TrainConfig = train_defaults(epochs=10, batch_size=16)
 
     def __post_init__(self) -> None:
         from medvae.phantoms.degrade import DEGRADATIONS
@@ -65,7 +57,7 @@ class EnhanceTrainConfig:
         self.init = Path(self.init) if self.init is not None else None
         self.channels, self.kinds = tuple(self.channels), tuple(self.kinds)
         self.severity = tuple(float(s) for s in self.severity)
-        for name in ("epochs", "batch_size", "patch", "patches_per_epoch"):
+        for name in ("patch", "patches_per_epoch"):
             check_positive(name, getattr(self, name))
         multiple = 2 ** (len(self.channels) - 1)
         if self.patch % multiple or self.patch < 2 * multiple:
@@ -82,12 +74,7 @@ class EnhanceTrainConfig:
             raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}", param="clean_fraction")
 
 
-@dataclass
-class EnhanceTrainResult:
-    model_path: Path
-    record: dict
-    train_images: list[str] = field(default_factory=list)
-    test_images: list[str] = field(default_factory=list)
+EnhanceTrainResult = TrainedFilmModel  # the name callers know
 
 
 def read_unit(path: Path) -> np.ndarray:
@@ -125,7 +112,8 @@ def image_split(data: tuple[str, ...], test_fraction: float, seed: int, patients
 class DegradedPatches:
     """A map-style dataset of ``{"image": degraded (1, p, p), "target": clean (1, p, p)}``, made on the fly.
 
-    Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``: set :attr:`epoch` before each epoch.
+    Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)``; the training loop calls :meth:`set_epoch`
+    before each epoch (also the epoch a resumed run continues from).
     """
 
     def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int,
@@ -143,6 +131,9 @@ class DegradedPatches:
         self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
         self.clean_fraction = clean_fraction
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.length
@@ -169,17 +160,16 @@ class DegradedPatches:
 
 def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> EnhanceTrainResult | None:
     """Train the enhancer and write its model file (see the module docstring)."""
-    from medvae import checkpoint, train
-    from medvae.train.recipe import check_model_path, fit_settings, plain_config, portable_command, portable_path
+    from medvae import checkpoint
     from medvae.models.enhancer import EnhancerConfig, EnhancerModel
+    from medvae.train.recipe import Recipe, configure, plain_config, portable_command, portable_path
 
-    config = dataclasses.replace(config, **overrides) if config else EnhanceTrainConfig(**overrides)
+    config = configure(EnhanceTrainConfig, config, **overrides)
     if not config.data:
         raise UsageError("data must name clean radiographs: files or folders of them", param="data")
-    check_model_path(config.out)
-    started = time.perf_counter()
-    train.seed_everything(config.seed)
-    train_paths, test_paths = image_split(config.data, config.test_fraction, config.seed, config.patients)
+    recipe = Recipe(config, config.out)
+    seed = config.train.seed
+    train_paths, test_paths = image_split(config.data, config.test_fraction, seed, config.patients)
     history: list[str] = []  # the commands that made the init model, oldest first
     if config.init is not None:  # fine-tune: the architecture comes from the model file
         from medvae.checkpoint import load_model_of_kind
@@ -195,10 +185,10 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
                                              norm=config.norm, beta=config.beta))
     options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction)
     train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
-                                 seed=config.seed, **options)
+                                 seed=seed, **options)
     val_data = None
     if test_paths:  # a fixed validation set: the same patches and degradations every epoch
-        val = DegradedPatches([read_unit(p) for p in test_paths], config.patch, 128, seed=config.seed + 1, **options)
+        val = DegradedPatches([read_unit(p) for p in test_paths], config.patch, 128, seed=seed + 1, **options)
         val_data = [val[i] for i in range(len(val))]
     preprocessing = {"pipeline": "enhance", "normalize": "min-max per image to [0, 1]",
                      "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
@@ -217,24 +207,26 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
                 "data_attribution": config.attribution or None, "config": plain_config(config), **record.to_dict(),
                 "command": _command(config), "history": history}
 
-    def on_epoch_end(epochs_done, m, record):
-        train_data.epoch = epochs_done  # the next epoch's patches
+    def save(m, record, final):
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training(record))
 
-    tc = fit_settings(config, config.out.with_suffix(".state.pt"))
-    if config.resume and tc.state_path.is_file():  # carry on with the patches of the epoch it stopped at
-        import torch
-
-        train_data.epoch = int(torch.load(tc.state_path, map_location="cpu", weights_only=True)["epoch"])
-    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
-    if not train.is_main_process():
+    shown = val_data[:4] if val_data else [train_data[i] for i in range(4)]
+    result = recipe.fit(model, train_data, val_data, save, previews=lambda m: previews(m, shown))
+    if result is None:
         return None
-    # the final write, also after a --resume that found every epoch done (the record follows this medvae)
-    checkpoint.save_model(config.out, model, preprocessing=preprocessing, training=training(record))
-    result = record.to_dict()
-    result["wall_seconds"] = time.perf_counter() - started
     return EnhanceTrainResult(config.out, result, [str(p) for p in train_paths], [str(p) for p in test_paths])
 
+def previews(model, items: list[dict]) -> dict:
+    """``patches``: up to four patches, a row each of degraded, enhanced and clean (``<stem>.patches.png``)."""
+    import torch
+
+    from medvae.viz import tile
+
+    device = next(model.parameters()).device
+    degraded = torch.stack([item["image"] for item in items]).to(device)
+    enhanced = model.enhance(degraded).float().cpu()
+    rows = [[item["image"][0], e[0], item["target"][0]] for item, e in zip(items, enhanced)]
+    return {"patches": tile(np.stack([np.asarray(p).T for row in rows for p in row]), ncols=3)}
 
 
 def _command(config: EnhanceTrainConfig) -> str:
@@ -242,5 +234,5 @@ def _command(config: EnhanceTrainConfig) -> str:
     from medvae.train.recipe import changed_options
 
     parts = ["medvae train enhance"] + [f"--data {d}" for d in config.data]
-    parts += changed_options(config, EnhanceTrainConfig(data=config.data), ("data", "progress", "resume"))
+    parts += changed_options(config, EnhanceTrainConfig(data=config.data), ("data",))
     return " ".join(parts)

@@ -20,28 +20,26 @@ lung (behind the heart) is lung; trained on JSRT/Montgomery masks, it is not.
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from medvae.errors import UsageError, check_positive
+from medvae.tasks.cxr.trained import TrainedFilmModel
+from medvae.train.config import TrainConfig, train_defaults
 
 
 @dataclass
 class SegmentTrainConfig:
     """Settings of :func:`train_segment` (the CLI's options, same names)."""
 
+    data: str | None = None
     images: str = ""
     masks: str | None = None
     out: Path = Path("medvae-segmenter.safetensors")
     size: int = 256
     channels: tuple[int, ...] = (16, 32, 64, 128)
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 1e-3
     test_fraction: float = 0.2
     patients: str | None = None
     mask_convention: str = ""
@@ -50,18 +48,21 @@ class SegmentTrainConfig:
     calibrate_films: int = 300
     folds: int = 0
     fold: int = 0
-    lr_schedule: str = "cosine"
-    channels_last: bool = True
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    progress: bool = True
+    train: TrainConfig = train_defaults(epochs=20, batch_size=8, lr_schedule="cosine", channels_last=True)
 
     def __post_init__(self) -> None:
         self.out, self.channels = Path(self.out), tuple(self.channels)
-        for name in ("epochs", "batch_size", "size"):
-            check_positive(name, getattr(self, name))
+        if self.data:  # a folder holding images/ and masks/ (what 'phantom cxr' writes, and the shared lung set)
+            if self.images or self.masks:
+                raise UsageError("data is a folder holding images/ and masks/; give it or images (and masks), "
+                                 "not both", param="data")
+            root = Path(self.data)
+            if (root / "images").is_dir():
+                self.images, self.masks = str(root / "images"), str(root / "masks")
+            else:  # a public set's own layout (Montgomery, Shenzhen, JSRT + SCR): lung_pairs finds its masks
+                self.images = str(root)
+            self.data = None
+        check_positive("size", self.size)
         multiple = 2 ** (len(self.channels) - 1)
         if self.size % multiple or self.size < 4 * multiple:
             raise UsageError(f"size {self.size} must be a multiple of {multiple} and at least {4 * multiple}; try 256", param="size")
@@ -73,12 +74,7 @@ class SegmentTrainConfig:
             raise UsageError(f"fold must be between 0 and folds - 1 ({self.folds - 1}), got {self.fold}", param="fold")
 
 
-@dataclass
-class SegmentTrainResult:
-    model_path: Path
-    record: dict
-    train_images: list[str] = field(default_factory=list)
-    test_images: list[str] = field(default_factory=list)
+SegmentTrainResult = TrainedFilmModel  # the name callers know
 
 
 def load_pair(pair, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,27 +125,27 @@ class AugmentedPairs:
 
 def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> SegmentTrainResult | None:
     """Train the lung segmenter and write its model file (see the module docstring)."""
-    from medvae import checkpoint, train
-    from medvae.tasks.cxr import chest_check
-    from medvae.train.recipe import check_model_path, fit_settings, plain_config, portable_path
+    from medvae import checkpoint
     from medvae.data.lung_datasets import lung_pairs
     from medvae.data.patients import fold_split, patient_split, patients_of
     from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
+    from medvae.tasks.cxr import chest_check
+    from medvae.train.recipe import Recipe, configure, plain_config, portable_path
 
-    config = dataclasses.replace(config, **overrides) if config else SegmentTrainConfig(**overrides)
+    config = configure(SegmentTrainConfig, config, **overrides)
     if not config.images:
-        raise UsageError("images must be a folder of radiographs (with --masks, or a public set's root folder)", param="images")
-    check_model_path(config.out)
-    started = time.perf_counter()
-    train.seed_everything(config.seed)
+        raise UsageError("data must be a folder holding images/ and masks/ (or give images and masks, or a "
+                         "public set's root folder as images)", param="data")
+    recipe = Recipe(config, config.out)
+    seed = config.train.seed
     pairs = lung_pairs(Path(config.images), Path(config.masks) if config.masks else None)
     if len(pairs) < 2:
         raise UsageError(f"images: found {len(pairs)} image(s) with masks; need at least 2 to hold one out", param="images")
     patients, index = patients_of([p.image for p in pairs], config.patients, Path(config.images))
     if config.folds:
-        train_idx, test_idx = fold_split(patients, config.folds, config.fold, config.seed)
+        train_idx, test_idx = fold_split(patients, config.folds, config.fold, seed)
     elif config.test_fraction > 0:
-        train_idx, test_idx = patient_split(patients, config.test_fraction, config.seed)
+        train_idx, test_idx = patient_split(patients, config.test_fraction, seed)
     else:
         train_idx, test_idx = np.arange(len(pairs)), np.array([], dtype=int)
     split = {"by": "patient", "patient_index": index.name if index else None,
@@ -159,8 +155,8 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
     empty = np.zeros((0, config.size, config.size), np.float32)
     stack = {name: np.stack([loaded[i][k] for i in idx]) if len(idx) else empty for name, idx, k in
              (("train_x", train_idx, 0), ("train_y", train_idx, 1), ("test_x", test_idx, 0), ("test_y", test_idx, 1))}
-    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], config.seed)
-    val_data = AugmentedPairs(stack["test_x"], stack["test_y"], config.seed, augment=False) if len(test_idx) else None
+    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], seed)
+    val_data = AugmentedPairs(stack["test_x"], stack["test_y"], seed, augment=False) if len(test_idx) else None
     model = SegmenterModel(SegmenterConfig(channels=config.channels))
     preprocessing = {"pipeline": "segment", "normalize": "min-max per image to [0, 1]", "size": config.size,
                      "multiple": model.config.multiple, "labels": {"1": "lungs"}}
@@ -172,22 +168,33 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
                 "mask_convention": config.mask_convention, "data_attribution": attribution(index),
                 "config": plain_config(config), **record.to_dict(), "command": _command(config)}
 
-    def on_epoch_end(epoch, m, record):
+    def save(m, record, final):
+        if final:  # the chest check's ranges, from the final model (see medvae.tasks.cxr.chest_check)
+            m.eval()
+            films, where = calibration_films(config, list(stack["train_x"]))
+            preprocessing["chest_check"] = {**chest_check.calibrate(m, config.size, films), **where}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training(record))
 
-    tc = fit_settings(config, config.out.with_suffix(".state.pt"))
-    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
-    if not train.is_main_process():
+    shown = stack["test_x"][:4] if len(test_idx) else stack["train_x"][:4]
+    result = recipe.fit(model, train_data, val_data, save, previews=lambda m: previews(m, shown))
+    if result is None:
         return None
-    # the chest check's ranges, from the final model (see medvae.tasks.cxr.chest_check)
-    model.eval()
-    films, where = calibration_films(config, list(stack["train_x"]))
-    preprocessing["chest_check"] = {**chest_check.calibrate(model, config.size, films), **where}
-    checkpoint.save_model(config.out, model, preprocessing=preprocessing, training=training(record))
-    result = record.to_dict()
-    result["wall_seconds"] = time.perf_counter() - started
     return SegmentTrainResult(config.out, result, [str(pairs[i].image) for i in train_idx],
                               [str(pairs[i].image) for i in test_idx])
+
+
+def previews(model, films: np.ndarray) -> dict:
+    """``lungs``: up to four held-out films (training films where none is held out) with the predicted lung
+    probability in red, one tiled colour image (``<stem>.lungs.png``)."""
+    import torch
+
+    from medvae.viz import tile
+
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(films[:, None])).to(device)
+    p = model.predict(x)[:, 0].float().cpu().numpy()
+    grey, lungs = tile(np.swapaxes(films, 1, 2), ncols=4), tile(np.swapaxes(p, 1, 2), ncols=4)
+    return {"lungs": np.stack([np.maximum(grey, lungs), grey * (1 - 0.5 * lungs), grey * (1 - 0.5 * lungs)], -1)}
 
 
 def calibration_films(config: SegmentTrainConfig, training_films: list[np.ndarray]) -> tuple[list, dict]:
@@ -199,7 +206,7 @@ def calibration_films(config: SegmentTrainConfig, training_films: list[np.ndarra
 
     if not config.calibrate:
         return training_films, {"calibrated_on": "the training films"}
-    train, test = image_split((config.calibrate,), config.calibrate_holdout, config.seed)
+    train, test = image_split((config.calibrate,), config.calibrate_holdout, config.train.seed)
     chosen = sorted(train, key=lambda p: p.name)[: config.calibrate_films]
     return [resize(read_unit(p), (config.size, config.size)) for p in chosen], {
         "calibrated_on": config.calibrate, "calibration_images": [p.name for p in chosen],
@@ -233,5 +240,5 @@ def _command(config: SegmentTrainConfig) -> str:
 
     parts = [f"medvae train segment --images {config.images}"] + ([f"--masks {config.masks}"] if config.masks else [])
     parts += changed_options(config, SegmentTrainConfig(images=config.images, masks=config.masks),
-                             ("images", "masks", "progress", "resume"))
+                             ("data", "images", "masks"))
     return " ".join(parts)

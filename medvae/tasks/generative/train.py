@@ -7,15 +7,14 @@ the prior) and ``<stem>.state.pt`` (for ``--resume``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from medvae.errors import UsageError, check_positive
+from medvae.train.config import TrainConfig, train_defaults
 
 KINDS = {"vae": "conv_vae", "vaegan": "vae_gan"}
 
@@ -37,18 +36,10 @@ class GenerativeTrainConfig:
     adv_weight: float = 0.05
     feature_weight: float = 0.05
     adv_warmup: int = 1
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
     val_fraction: float = 0.1
     normalize: str = "percentile"
     limit: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    progress: bool = True
-    previews: bool = True
+    train: TrainConfig = train_defaults(epochs=10, batch_size=32)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -87,7 +78,7 @@ def load_training_images(config: GenerativeTrainConfig):
     from medvae.data.datasets import load_image_folder
 
     folder = load_image_folder(config.data, config.size, config.spatial_dims, normalize=config.normalize,
-                               limit=config.limit, progress=config.progress)
+                               limit=config.limit, progress=config.train.progress)
     return (folder.images, folder.spacing, str(Path(config.data).resolve()), folder.skipped,
             [str(Path(f).resolve()) for f in folder.files])
 
@@ -124,21 +115,18 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
     """
     import torch
 
-    from medvae import checkpoint, train
-    from medvae.train.recipe import check_model_path, fit_settings
-    from medvae.data.patients import random_split
+    from medvae import checkpoint
     from medvae.data.datasets import TensorBatches
+    from medvae.data.patients import random_split
+    from medvae.train.recipe import Recipe, configure
 
-    config = dataclasses.replace(config, **overrides) if config else GenerativeTrainConfig(**overrides)
-    check_model_path(config.out)
-    started = time.perf_counter()
-    train.seed_everything(config.seed)
+    config = configure(GenerativeTrainConfig, config, **overrides)
+    recipe = Recipe(config, config.out)
     images, spacing, source, skipped, files = load_training_images(config)
-    train_idx, val_idx = random_split(len(images), config.val_fraction, config.seed)
+    train_idx, val_idx = random_split(len(images), config.val_fraction, config.train.seed)
     train_data = TensorBatches({"image": images[train_idx]})
     val_data = TensorBatches({"image": images[val_idx]})
     model = build(config)
-    stem = config.out.with_suffix("")
     preprocessing = {
         "pipeline": "image_folder" if config.data != "mnist" else "mnist",
         "size": [config.size] * config.spatial_dims,
@@ -148,45 +136,35 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
         "spacing": list(spacing) if spacing else None,
         "axes": "(C, x, y[, z]) as medvae reads images",
     }
-    fixed_z = torch.randn(16, config.latent_dim, generator=torch.Generator().manual_seed(config.seed))
+    fixed_z = torch.randn(16, config.latent_dim, generator=torch.Generator().manual_seed(config.train.seed))
     preview_images = images[val_idx[:8]]
 
-    def on_epoch_end(epoch, m, record):
+    def save(m, record, final):
         training = {"task": f"train {config.kind}", "data": source, "train_images": len(train_idx),
                     "val_images": len(val_idx), **record.to_dict(), "command": _command(config),
                     # the held-out files, so 'evaluate generative --data <the same folder>' scores only them
                     "val_files": [files[i] for i in val_idx] if files else None}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
-        if config.previews:
-            write_previews(m, preview_images, fixed_z, stem)
 
-    tc = fit_settings(config, Path(f"{stem}.state.pt"))
-    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
-    if not train.is_main_process():
+    result = recipe.fit(model, train_data, val_data, save,
+                        previews=lambda m: previews(m, preview_images, fixed_z))
+    if result is None:
         return None
-    result = record.to_dict()
-    result["wall_seconds"] = time.perf_counter() - started
     return GenerativeTrainResult(config.out, result, len(train_idx), len(val_idx), skipped)
 
 
-def write_previews(model, images, z, stem: Path) -> None:
-    """``<stem>.recon.png`` (images over reconstructions) and ``<stem>.samples.png`` (prior draws)."""
-    import torch
-
-    from medvae.viz import contact_sheet, display_slices
+def previews(model, images, z) -> dict:
+    """``recon`` (validation images over their reconstructions) and ``samples`` (draws from the prior at
+    the fixed points ``z``), each one tiled image (written as ``<stem>.recon.png`` and ``<stem>.samples.png``)."""
+    from medvae.viz import display_slices, tile
 
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        x = images.to(device)
-        mu, _ = model.encode(x)
-        recon = model.generate(mu)
-        samples = model.generate(z.to(device))
-    model.train(was_training)
-    contact_sheet(np.concatenate([display_slices(x), display_slices(recon)]), f"{stem}.recon.png",
-                  ncols=len(images))
-    contact_sheet(display_slices(samples), f"{stem}.samples.png", ncols=8)
+    x = images.to(device)
+    mu, _ = model.encode(x)
+    recon = model.generate(mu)
+    samples = model.generate(z.to(device))
+    return {"recon": tile(np.concatenate([display_slices(x), display_slices(recon)]), ncols=len(images)),
+            "samples": tile(display_slices(samples), ncols=8)}
 
 
 def _command(config: GenerativeTrainConfig) -> str:
@@ -196,5 +174,5 @@ def _command(config: GenerativeTrainConfig) -> str:
     parts = [f"medvae train {config.kind}", f"--data {config.data}", f"--size {config.size}"]
     defaults = GenerativeTrainConfig(kind=config.kind, data=config.data, size=config.size,
                                      spatial_dims=config.spatial_dims)
-    parts += changed_options(config, defaults, ("kind", "data", "size", "progress", "resume", "out", "previews"))
+    parts += changed_options(config, defaults, ("kind", "data", "size", "out"))
     return " ".join(parts)

@@ -10,14 +10,13 @@ target, mean of 4 samples, their spread) and ``<stem>.state.pt`` for ``--resume`
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from medvae.errors import UsageError, check_positive
+from medvae.train.config import TrainConfig, train_defaults
 
 MODELS = ("vaegan", "unet")
 
@@ -40,17 +39,9 @@ class SynthesisTrainConfig:
     beta: float = 0.05
     adv_weight: float = 0.02
     adv_warmup: int = 1
-    epochs: int = 20
-    batch_size: int = 16
-    lr: float = 1e-3
     test_fraction: float = 0.25
     limit: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    resume: bool = False
-    progress: bool = True
-    previews: bool = True
+    train: TrainConfig = train_defaults(epochs=20, batch_size=16)
 
     def __post_init__(self) -> None:
         from medvae.data.paired import check_modalities
@@ -64,7 +55,7 @@ class SynthesisTrainConfig:
             raise UsageError(f"model must be vaegan or unet (the L1 baseline), got {self.model!r}", param="model")
         if self.spatial_dims not in (2, 3):
             raise UsageError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}", param="spatial_dims")
-        for name in ("epochs", "batch_size", "patch_size", "patches_per_subject"):
+        for name in ("patch_size", "patches_per_subject"):
             check_positive(name, getattr(self, name))
         multiple = 2 ** (len(self.channels) - 1)
         if self.spatial_dims == 3 and self.patch_size % multiple:
@@ -154,22 +145,21 @@ def build(config: SynthesisTrainConfig):
 
 def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> SynthesisTrainResult | None:
     """Train a synthesis model on subject folders and write its model file (see the module docstring)."""
-    from medvae import checkpoint, train
-    from medvae.train.recipe import check_model_path, fit_settings, plain_config
+    from medvae import checkpoint
     from medvae.data.datasets import TensorBatches
     from medvae.data.paired import prepare_subject
     from medvae.data.patients import random_split
+    from medvae.train.recipe import Recipe, configure, plain_config
 
-    config = dataclasses.replace(config, **overrides) if config else SynthesisTrainConfig(**overrides)
+    config = configure(SynthesisTrainConfig, config, **overrides)
     if not config.data:
         raise UsageError("data must be a folder of subject folders (DIR/<subject>/<modality>.nii.gz)", param="data")
-    check_model_path(config.out)
-    started = time.perf_counter()
-    train.seed_everything(config.seed)
+    recipe = Recipe(config, config.out)
+    seed = config.train.seed
     subjects, images = load_subjects(config)
     if len(subjects) < 2:
         raise UsageError(f"data needs at least 2 subjects to hold one out, found {len(subjects)} in {config.data}", param="data")
-    train_idx, test_idx = random_split(len(subjects), config.test_fraction, config.seed)
+    train_idx, test_idx = random_split(len(subjects), config.test_fraction, seed)
     spacing = config.spacing or model_spacing([images[i] for i in train_idx], config.sources[0])
     model = build(config)
     multiple = model.config.multiple
@@ -180,8 +170,8 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
     if not scale > 0:
         raise UsageError(f"data holds {config.target} images that are zero inside the brain; "
                          "check --target", param="data")
-    train_data = TensorBatches(training_examples([prepared[i] for i in train_idx], scale, config, config.seed))
-    val_data = TensorBatches(training_examples([prepared[i] for i in test_idx], scale, config, config.seed + 1))
+    train_data = TensorBatches(training_examples([prepared[i] for i in train_idx], scale, config, seed))
+    val_data = TensorBatches(training_examples([prepared[i] for i in test_idx], scale, config, seed + 1))
     preprocessing = {
         "pipeline": "synthesis",
         "sources": list(config.sources),
@@ -195,61 +185,51 @@ def train_synthesis(config: SynthesisTrainConfig | None = None, **overrides) -> 
         "normalize": "z-score over non-zero voxels, per volume and source",
         "target_scale": scale,
     }
-    stem = config.out.with_suffix("")
     preview = prepared[test_idx[0]]
 
-    def on_epoch_end(epoch, m, record):
+    def save(m, record, final):
         training = {"task": f"train synthesis ({config.model})", "data": str(Path(config.data).resolve()),
                     "train_subjects": [str(subjects[i].folder.resolve()) for i in train_idx],
                     "test_subjects": [str(subjects[i].folder.resolve()) for i in test_idx],
                     "train_examples": len(train_data), "val_examples": len(val_data),
                     "config": plain_config(config), **record.to_dict(), "command": _command(config)}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
-        if config.previews:
-            write_preview(m, preview, scale, Path(f"{stem}.preview.png"))
 
-    tc = fit_settings(config, Path(f"{stem}.state.pt"))
-    record = train.fit(model, train_data, val_data, tc, on_epoch_end=on_epoch_end)
-    if not train.is_main_process():
+    result = recipe.fit(model, train_data, val_data, save, previews=lambda m: previews(m, preview, scale))
+    if result is None:
         return None
-    result = record.to_dict()
-    result["wall_seconds"] = time.perf_counter() - started
     return SynthesisTrainResult(config.out, result, [subjects[i].name for i in train_idx],
                                 [subjects[i].name for i in test_idx], len(train_data), len(val_data))
 
 
-def write_preview(model, prepared, scale: float, path: Path) -> None:
-    """One held-out middle slice: each source, the target, the mean of 4 draws and the predicted spread."""
+def previews(model, prepared, scale: float) -> dict:
+    """``preview``: one held-out middle slice, each source, the target, the mean of 4 draws and the
+    predicted spread side by side (``<stem>.preview.png``)."""
     import torch
 
     from medvae.models.synthesis import predictive_moments
-    from medvae.viz import contact_sheet
+    from medvae.viz import tile
 
     src = prepared.source.as_tensor()
     z = int(np.argmax(prepared.mask.sum(axis=(0, 1))))
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        if model.config.spatial_dims == 2:
-            x = src[..., z][None].to(device)
-        else:
-            m = model.config.multiple * 4
-            x = src[None].to(device)
-            x = x[..., max(0, z - m // 2): max(0, z - m // 2) + m]
-            if x.shape[-1] % model.config.multiple:
-                return
-        draws = model.generator.sample(x, 4, generator=torch.Generator(device).manual_seed(0)).float().cpu()
-        mean, std = (v[0].numpy() for v in predictive_moments(draws))
-        if model.config.spatial_dims == 3:
-            mean, std = mean[..., min(z, m // 2)], std[..., min(z, m // 2)]
-    model.train(was_training)
+    if model.config.spatial_dims == 2:
+        x = src[..., z][None].to(device)
+    else:
+        m = model.config.multiple * 4
+        x = src[None].to(device)
+        x = x[..., max(0, z - m // 2): max(0, z - m // 2) + m]
+        if x.shape[-1] % model.config.multiple:
+            return {}
+    draws = model.generator.sample(x, 4, generator=torch.Generator(device).manual_seed(0)).float().cpu()
+    mean, std = (v[0].numpy() for v in predictive_moments(draws))
+    if model.config.spatial_dims == 3:
+        mean, std = mean[..., min(z, m // 2)], std[..., min(z, m // 2)]
     target = prepared.target[..., z] / scale
     panels = [np.clip((s[..., z].numpy() + 2) / 6, 0, 1) for s in src] + [np.clip(v, 0, 1) for v in
                                                                            (target, mean)]
     panels.append(np.clip(std / max(float(std.max()), 1e-6), 0, 1))
-    contact_sheet(np.swapaxes(np.stack(panels), 1, 2)[:, ::-1], path, ncols=len(panels))
-
+    return {"preview": tile(np.swapaxes(np.stack(panels), 1, 2)[:, ::-1], ncols=len(panels))}
 
 
 def _command(config: SynthesisTrainConfig) -> str:
@@ -259,5 +239,5 @@ def _command(config: SynthesisTrainConfig) -> str:
     parts = [f"medvae train synthesis --data {config.data}"] + [f"--source {s}" for s in config.sources]
     parts.append(f"--target {config.target}")
     defaults = SynthesisTrainConfig(data=config.data, sources=config.sources, target=config.target)
-    parts += changed_options(config, defaults, ("data", "sources", "target", "progress", "resume", "out", "previews"))
+    parts += changed_options(config, defaults, ("data", "sources", "target", "out"))
     return " ".join(parts)
