@@ -25,11 +25,17 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def run_task(fn: Callable[..., T], *args, **kwargs) -> T:
-    """Call a library function; its errors become one line on stderr and an exit code (a traceback with --debug)."""
-    from medvae.errors import MedvaeError, UsageError, first_line
+    """Call a library function; its errors become one line on stderr and an exit code (a traceback with --debug).
+
+    :class:`medvae.errors.OutputExists` (the output is there and ``--overwrite`` was not given) is one line
+    ``note: ...`` on stderr and exit code 0, with or without --debug."""
+    from medvae.errors import MedvaeError, OutputExists, UsageError, first_line
 
     try:
         return fn(*args, **kwargs)
+    except OutputExists as e:  # not a failure: nothing was redone, and the note says how to redo it
+        typer.echo(f"note: {first_line(e)}", err=True)
+        raise typer.Exit(0) from None
     except MedvaeError as e:
         if state.debug:
             raise
@@ -51,10 +57,8 @@ def _as_typed(message: str, param: str) -> str:
     have (a value read from a model file, say) is left as the library named it."""
     context = _current_context()
     command = context.command if context is not None else None
-    for p in getattr(command, "params", []):
-        if p.name == param and message.startswith(param):
-            shown = p.opts[0] if p.param_type_name == "option" else (p.metavar or p.name.upper())
-            return shown + message[len(param):]
+    if any(p.name == param for p in getattr(command, "params", [])) and message.startswith(param):
+        return _shown(context, param) + message[len(param):]
     return message
 
 
@@ -77,6 +81,66 @@ def _current_context():
         if context is not None:
             return context
     return None
+
+
+def one_of(param: str, value: T, alias: T | None, old: str) -> T:
+    """The value of the command's parameter ``param``, given under its name or under its old spelling ``old``
+    (a hidden option kept for one release): ``alias`` where that was given. Both given is a usage error."""
+    if alias is None:
+        return value
+    context = _current_context()
+    if context is not None:
+        source = context.get_parameter_source(param)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            raise fail(f"{old} is the old spelling of {_shown(context, param)}; give {_shown(context, param)} only")
+        context.meta.setdefault(_TYPED_AS, {})[param] = old  # errors about it then name what was typed
+    return alias
+
+
+_TYPED_AS = "medvae.typed_as"
+
+
+def _shown(context, param: str) -> str:
+    """How the running command shows ``param``: the old spelling where the user gave that, else its first option
+    name, or its argument's metavar."""
+    typed = context.meta.get(_TYPED_AS, {}).get(param)
+    if typed:
+        return typed
+    for p in getattr(context.command, "params", []):
+        if p.name == param:
+            return p.opts[0] if p.param_type_name == "option" else (p.metavar or p.name.upper())
+    return param
+
+
+def require(value: T | None, name: str) -> T:
+    """A positional argument that became optional only so its old option spelling still works."""
+    if value is None:
+        raise fail(f"missing argument {name}")
+    return value
+
+
+def report_batch(report, verb: str, *, what: str = "inputs", also: str = "") -> None:
+    """Print what a batch command did (every batch command the same way) and exit 1 if any input failed.
+
+    Notes first, on stderr (``note: INPUT: ...``), then one ``note:`` per output that existed and was skipped;
+    then, for one input, ``wrote OUTPUT`` (plus ``also``) or its failure as the error line; for several, the
+    summary (on stderr when any failed, with each failure) and ``error: N of M ... failed``.
+    """
+    for src, note in report.notes:
+        typer.echo(f"note: {src}: {note}", err=True)
+    for line in report.skip_notes():
+        typer.echo(f"note: {line}", err=True)
+    total = len(report.done) + len(report.skipped) + len(report.failed)
+    if total == 1:
+        if report.failed:
+            src, reason = report.failed[0]
+            raise fail(f"{src}: {reason}", 1)
+        if report.done:
+            typer.echo(f"wrote {report.done[0][1]}{also}")
+        return
+    typer.echo(report.summary(verb), err=bool(report.failed))
+    if report.failed:
+        raise fail(f"{len(report.failed)} of {total} {what} failed (listed above)", 1)
 
 
 def parse_floats(name: str, text: str, n: int | None = None) -> tuple[float, ...]:

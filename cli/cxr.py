@@ -9,22 +9,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import Amp, Device, Progress, Resume
-from medvae_cli._run import fail, parse_ints, parse_kinds, run_task
-
-
-def _finish(report, verb: str) -> None:
-    for src, note in report.notes:
-        typer.echo(f"note: {src}: {note}", err=True)
-    typer.echo(report.summary(verb))
-    if report.exit_code:
-        raise fail(f"{len(report.failed)} of {len(report.done) + len(report.failed)} inputs failed", 1)
+from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, hidden
+from medvae_cli._run import fail, parse_floats, parse_ints, parse_kinds, report_batch, run_task
 
 
 def enhance(
     input: Annotated[Path, typer.Argument(help="A radiograph (DICOM, PNG, TIFF, NIfTI, ...) or a folder of them "
-                                               "(searched recursively).")],
-    output: Annotated[Path, typer.Argument(help="Output file for one input, or a folder mirroring the input's.")],
+                                               "(searched recursively).", metavar="INPUT")],
+    output: Annotated[Path, typer.Argument(help="Output file for one input, or a folder mirroring the input's.",
+                                           metavar="OUTPUT")],
     model: Annotated[Optional[Path], typer.Option(help="An enhancer from 'medvae train enhance' (default: the "
                                                        "one shipped with medvae).")] = None,
     compare: Annotated[Optional[Path], typer.Option(help="Also write <name>.before.png / .after.png pairs here, "
@@ -32,27 +25,31 @@ def enhance(
     tile: Annotated[int, typer.Option(help="Largest tile side (pixels); larger images are split into tiles.")]
     = 1024,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles.")] = 64,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
     check: Annotated[bool, typer.Option(help="Say which inputs do not look like frontal chest films (a note per "
                                              "file, and chest_check.csv for a folder).")] = True,
     checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
                                                          "(default: the one shipped with medvae).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Redo outputs that exist (they are skipped otherwise).")] = False,
+    overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
-    """Enhance chest radiographs: each output in its input's format, size, dtype, geometry and value range."""
+    """Enhance chest radiographs: each output in its input's format, size, dtype, geometry and value range.
+
+    Outputs that exist are skipped (each named in a note) unless --overwrite."""
     from medvae.tasks.cxr.enhance import EnhanceOptions
     from medvae.tasks.cxr.enhance import enhance as run
 
     options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device, check=check,
                              checker=checker)
-    _finish(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress),
-            "enhanced")
+    report_batch(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress),
+                 "enhanced")
 
 
 def segment(
-    input: Annotated[Path, typer.Argument(help="A chest radiograph or a folder of them (searched recursively).")],
-    output: Annotated[Path, typer.Argument(help="Output folder: masks, <name>.overlay.png and lung_areas.csv.")],
+    input: Annotated[Path, typer.Argument(help="A chest radiograph or a folder of them (searched recursively).",
+                                          metavar="INPUT")],
+    output: Annotated[Path, typer.Argument(help="Output folder: masks, <name>.overlay.png and lung_areas.csv.",
+                                           metavar="OUTPUT")],
     model: Annotated[Optional[Path], typer.Option(help="A segmenter from 'medvae train segment' (default: the "
                                                        "one shipped with medvae).")] = None,
     enhance: Annotated[bool, typer.Option("--enhance", help="Enhance each radiograph first.")] = False,
@@ -60,17 +57,19 @@ def segment(
                                                           "one); implies --enhance.")] = None,
     format: Annotated[str, typer.Option("--format", help="Mask format: png (0/255), nii (1 right, 2 left lung) "
                                                          "or dcm (DICOM SEG; DICOM inputs).")] = "png",
-    device: Device = "auto",
-    overwrite: Annotated[bool, typer.Option(help="Redo outputs that exist (they are skipped otherwise).")] = False,
+    device: Device = DEFAULT_DEVICE,
+    overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
-    """Segment the lungs with a ResUNet++: masks in each input's geometry, overlays and a CSV of lung areas."""
+    """Segment the lungs with a ResUNet++: masks in each input's geometry, overlays and a CSV of lung areas.
+
+    Masks that exist are skipped (each named in a note; their areas stay in the CSV) unless --overwrite."""
     from medvae.tasks.cxr.segment import segment as run
 
     report, csv_path = run_task(run, input, output, model=model, enhance=enhance, enhancer=enhancer, fmt=format,
                                 overwrite=overwrite, progress=progress, device=device)
     typer.echo(f"lung areas: {csv_path}")
-    _finish(report, "segmented")
+    report_batch(report, "segmented")
 
 
 def train_enhance(
@@ -103,23 +102,23 @@ def train_enhance(
     out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
     = Path("medvae-enhancer.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
     amp: Amp = True,
     resume: Resume = False,
+    overwrite: Overwrite = False,
+    tensorboard: Tensorboard = None,
     progress: Progress = True,
 ) -> None:
     """Train the chest X-ray enhancer (a VAE-U-Net) on clean radiographs with simulated degradations."""
-    from medvae_cli._run import parse_floats
-    from medvae.tasks.cxr.train_enhance import EnhanceTrainConfig, train_enhance
+    from medvae.tasks.cxr.train_enhance import train_enhance
 
-    config = run_task(
-        EnhanceTrainConfig, data=tuple(data), out=out, init=init, patch=patch, patches_per_epoch=patches_per_epoch,
-        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
-        severity=parse_floats("--severity", severity, 2), channels=parse_ints("--channels", channels),
-        latent_channels=latent_channels, norm=norm, beta=beta, epochs=epochs, batch_size=batch_size, lr=lr,
-        clean_fraction=clean_fraction, patients=patients, lr_schedule=lr_schedule, attribution=attribution,
-        test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
-    result = run_task(train_enhance, config)
+    result = run_task(
+        train_enhance, data=tuple(data), out=out, init=init, patch=patch, patches_per_epoch=patches_per_epoch,
+        kinds=parse_kinds(kinds) or (), severity=parse_floats("--severity", severity, 2),
+        channels=parse_ints("--channels", channels), latent_channels=latent_channels, norm=norm, beta=beta,
+        epochs=epochs, batch_size=batch_size, lr=lr, clean_fraction=clean_fraction, patients=patients,
+        lr_schedule=lr_schedule, attribution=attribution, test_fraction=test_fraction, seed=seed, device=device,
+        amp=amp, resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress)
     if result is None:
         return
     r = result.record
@@ -130,9 +129,10 @@ def train_enhance(
 
 
 def train_segment(
-    images: Annotated[str, typer.Option(help="A folder of radiographs, or the root of a public set "
-                                             "(Montgomery, Shenzhen, JSRT + SCR).")],
-    masks: Annotated[Optional[str], typer.Option(help="A folder of lung masks named like the images.")] = None,
+    data: Annotated[Optional[str], typer.Option(show_default=False,
+                                                help="A folder holding images/ (radiographs) and masks/ (lung "
+                                                     "masks named like the images): what 'medvae phantom cxr' "
+                                                     "writes, and the layout of the shared lung set.")] = None,
     size: Annotated[int, typer.Option(help="Images are resized to SIZE x SIZE.")] = 256,
     channels: Annotated[str, typer.Option(help="ResUNet++ channels per level.")] = "16,32,64,128",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
@@ -160,21 +160,32 @@ def train_segment(
     out: Annotated[Path, typer.Option(help="Model file; the training state goes beside it.")]
     = Path("medvae-segmenter.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
     amp: Amp = True,
     resume: Resume = False,
+    overwrite: Overwrite = False,
+    tensorboard: Tensorboard = None,
     progress: Progress = True,
+    images: Annotated[Optional[str], hidden("--images")] = None,
+    masks: Annotated[Optional[str], hidden("--masks")] = None,
 ) -> None:
-    """Train the ResUNet++ lung segmenter on radiographs with lung masks."""
-    from medvae.tasks.cxr.train_segment import SegmentTrainConfig, train_segment
+    """Train the ResUNet++ lung segmenter on radiographs with lung masks (--data FOLDER: FOLDER/images and
+    FOLDER/masks)."""
+    from medvae.tasks.cxr.train_segment import train_segment
 
-    config = run_task(
-        SegmentTrainConfig, images=images, masks=masks, out=out, size=size,
-        channels=parse_ints("--channels", channels), epochs=epochs, batch_size=batch_size, lr=lr,
-        test_fraction=test_fraction, patients=patients, folds=folds, fold=fold, mask_convention=mask_convention,
-        lr_schedule=lr_schedule, calibrate=calibrate, calibrate_holdout=calibrate_holdout,
-        calibrate_films=calibrate_films, seed=seed, device=device, amp=amp, resume=resume, progress=progress)
-    result = run_task(train_segment, config)
+    if data is None and images is None:
+        raise fail("missing option --data: a folder holding images/ and masks/")
+    if data is not None and (images is not None or masks is not None):
+        raise fail(f"{'--images' if images is not None else '--masks'} is the old spelling of --data "
+                   "(FOLDER/images and FOLDER/masks); give --data only")
+    # --images/--masks: the old spelling (hidden, for one release); --images may also name a public set's root
+    source = {"data": data} if data is not None else {"images": images, "masks": masks}
+    result = run_task(
+        train_segment, **source, out=out, size=size, channels=parse_ints("--channels", channels), epochs=epochs,
+        batch_size=batch_size, lr=lr, test_fraction=test_fraction, patients=patients, folds=folds, fold=fold,
+        mask_convention=mask_convention, lr_schedule=lr_schedule, calibrate=calibrate,
+        calibrate_holdout=calibrate_holdout, calibrate_films=calibrate_films, seed=seed, device=device, amp=amp,
+        resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress)
     if result is None:
         return
     r = result.record
@@ -185,7 +196,7 @@ def train_segment(
 
 
 def evaluate_enhance(
-    model: Annotated[Path, typer.Argument(help="An enhancer model file ('medvae train enhance').")],
+    model: Annotated[Path, typer.Argument(help="An enhancer model file ('medvae train enhance').", metavar="MODEL")],
     data: Annotated[Optional[list[str]], typer.Option(help="Clean images (files or folders): those the model did "
                                                            "not train on are tested, and a few it trained on tune "
                                                            "the baselines; default: the images the model held "
@@ -198,12 +209,11 @@ def evaluate_enhance(
     tune: Annotated[int, typer.Option(help="Training films that tune the baselines' parameters.")] = 4,
     limit: Annotated[Optional[int], typer.Option(help="Test at most N films.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    device: Device = "auto",
+    as_json: Json = False,
+    device: Device = DEFAULT_DEVICE,
     progress: Progress = True,
 ) -> None:
     """PSNR/SSIM of degraded and enhanced films beside tuned non-local means, TV, Gaussian, median and CLAHE."""
-    from medvae_cli._run import parse_floats
     from medvae.tasks.cxr.evaluate_enhance import evaluate_enhance, format_enhance
 
     result = run_task(evaluate_enhance, model, data, kinds=parse_kinds(kinds),
@@ -215,7 +225,7 @@ def evaluate_enhance(
 def evaluate_segment(
     model: Annotated[list[Path], typer.Argument(help="Segmenter model files ('medvae train segment'): one, or one "
                                                      "per fold of a cross-validation (--folds K --fold I), each "
-                                                     "scored on the films it held out.")],
+                                                     "scored on the films it held out.", metavar="MODEL")],
     data: Annotated[str, typer.Option(help="Radiographs with lung masks: a folder holding images/ and masks/, "
                                            "or a public set's root; with --masks, a folder of images.")],
     masks: Annotated[Optional[str], typer.Option(help="The masks' folder, when --data holds only images.")] = None,
@@ -228,12 +238,11 @@ def evaluate_segment(
     classical: Annotated[bool, typer.Option(help="Also segment after the best classical restoration.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N images.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print every film's scores as JSON.")] = False,
-    device: Device = "auto",
+    as_json: Json = False,
+    device: Device = DEFAULT_DEVICE,
     progress: Progress = True,
 ) -> None:
     """Dice and HD95 on clean, degraded and enhanced radiographs, per fold and overall."""
-    from medvae_cli._run import parse_floats
     from medvae.tasks.cxr.evaluate_segment import evaluate_segment, format_segment
 
     chosen = () if kinds is not None and kinds.strip().lower() == "none" else parse_kinds(kinds)
@@ -244,15 +253,16 @@ def evaluate_segment(
 
 
 def evaluate_chest_check(
-    model: Annotated[Optional[Path], typer.Argument(help="A segmenter model file (default: the shipped one).")]
+    model: Annotated[Optional[Path], typer.Argument(help="A segmenter model file (default: the shipped one).",
+                                                    metavar="MODEL")]
     = None,
     chest: Annotated[list[str], typer.Option(help="A folder of frontal chest films (repeatable); films of "
                                                   "patients the model saw are left out.")] = [],  # noqa: B006
     other: Annotated[list[str], typer.Option(help="Files or folders of images that are not frontal chest films "
                                                   "(repeatable).")] = [],  # noqa: B006
     limit: Annotated[Optional[int], typer.Option(help="At most N chest films per folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print every image's verdict as JSON.")] = False,
-    device: Device = "auto",
+    as_json: Json = False,
+    device: Device = DEFAULT_DEVICE,
     progress: Progress = True,
 ) -> None:
     """False alarms on unseen chest films and detections on other images of the 'not a chest film' check."""

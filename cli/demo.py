@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import Device, Progress
+from medvae_cli._options import DEFAULT_DEVICE, Device, Overwrite, Progress
 from medvae_cli._run import parse_floats, parse_ints, run_task
 
 app = typer.Typer(help="Reference examples that show how a VAE works.", no_args_is_help=True)
@@ -32,23 +32,23 @@ def mnist(
     nll_k: Annotated[int, typer.Option(help="Importance samples per image for the NLL estimate.")] = 1000,
     nll_images: Annotated[Optional[int], typer.Option(help="Test images for the NLL estimate (default all).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
     amp: Annotated[bool, typer.Option(help="Mixed precision: bf16/fp16 on CUDA; bf16 for the MLP's big matmuls "
                                       "on CPUs with native bf16.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from the training state in --out.")] = False,
+    overwrite: Overwrite = False,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N images of each split.")] = None,
     progress: Progress = True,
 ) -> None:
     """Train the classic MNIST VAE and draw its latent space, manifold, a decoded point and the loss."""
-    from medvae.tasks import MnistDemoConfig, run_mnist_demo
+    from medvae.tasks import run_mnist_demo
 
-    config = run_task(
-        MnistDemoConfig, out=out, data=data, download=download, model=model, hidden=parse_ints("--hidden", hidden),
+    result = run_task(
+        run_mnist_demo, out=out, data=data, download=download, model=model, hidden=parse_ints("--hidden", hidden),
         latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, point=parse_floats("--point", point, 2),
         grid_size=grid_size, grid_range=grid_range, nll_k=nll_k, nll_images=nll_images, seed=seed, device=device,
-        amp=amp, resume=resume, limit=limit, progress=progress,
+        amp=amp, resume=resume, overwrite=overwrite, limit=limit, progress=progress,
     )
-    result = run_task(run_mnist_demo, config)
     if result is None:  # a non-zero rank of a torchrun job: rank 0 reports
         return
     m, t = result.metrics, result.metrics["test"]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import Amp, Device, Progress, Resume
+from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard
 from medvae_cli._run import parse_ints, run_task
 
 DOCS = {
@@ -42,26 +42,28 @@ def train_command(kind: str):
         out: Annotated[Optional[Path], typer.Option(help="Model file (default medvae-KIND.safetensors); previews "
                                                          "and the training state go beside it.")] = None,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-        device: Device = "auto",
+        device: Device = DEFAULT_DEVICE,
         amp: Amp = True,
         resume: Resume = False,
+        overwrite: Overwrite = False,
+        tensorboard: Tensorboard = None,
         progress: Progress = True,
     ) -> None:
-        from medvae.tasks.generative.train import GenerativeTrainConfig, train_generative
+        from medvae.tasks.generative.train import train_generative
 
-        config = run_task(
-            GenerativeTrainConfig, kind=kind, data=data, out=out or Path(f"medvae-{kind}.safetensors"), size=size,
-            spatial_dims=spatial_dims, latent_dim=latent_dim,
-            channels=parse_ints("--channels", channels) if channels else None, beta=beta, kl_warmup=kl_warmup,
-            likelihood=likelihood, adv_weight=adv_weight, feature_weight=feature_weight, adv_warmup=adv_warmup,
-            epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, normalize=normalize,
-            limit=limit, seed=seed, device=device, amp=amp, resume=resume, progress=progress,
-        )
         if kind == "vaegan" and 0 < adv_warmup and epochs <= adv_warmup:
             typer.echo(f"note: with --adv-warmup {adv_warmup} the adversarial terms are off for the first epoch "
                        f"and reach full weight after epoch {adv_warmup}; {epochs} epochs train mostly a plain VAE",
                        err=True)
-        result = run_task(train_generative, config)
+        result = run_task(
+            train_generative, kind=kind, data=data, out=out or Path(f"medvae-{kind}.safetensors"), size=size,
+            spatial_dims=spatial_dims, latent_dim=latent_dim,
+            channels=parse_ints("--channels", channels) if channels else None, beta=beta, kl_warmup=kl_warmup,
+            likelihood=likelihood, adv_weight=adv_weight, feature_weight=feature_weight, adv_warmup=adv_warmup,
+            epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, normalize=normalize,
+            limit=limit, seed=seed, device=device, amp=amp, resume=resume, overwrite=overwrite,
+            tensorboard=tensorboard, progress=progress,
+        )
         if result is None:
             return
         r = result.record
@@ -77,7 +79,7 @@ def train_command(kind: str):
 
 
 def generate(
-    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train vae|vaegan'.")],
+    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train vae|vaegan'.", metavar="MODEL")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("medvae-generated"),
     n: Annotated[int, typer.Option("--n", help="Images to draw from the prior.")] = 16,
     format: Annotated[str, typer.Option("--format", "-f", help="png, nii or dcm (NIfTI/DICOM marked synthetic).")]
@@ -89,10 +91,13 @@ def generate(
     interpolate: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Two images A B to encode and "
                                                                            "interpolate between.")] = None,
     steps: Annotated[int, typer.Option(help="Points on the interpolation path.")] = 8,
-    device: Device = "auto",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace images already in --out.")] = False,
+    device: Device = DEFAULT_DEVICE,
+    overwrite: Overwrite = False,
 ) -> None:
-    """Generate images: draws from the prior, a latent grid, or an interpolation; plus a contact sheet."""
+    """Generate images: draws from the prior, a latent grid, or an interpolation; plus a contact sheet.
+
+    A set already in --out (the same mode's images or the contact sheet) is left alone, with a note, unless
+    --overwrite."""
     from medvae.tasks.generative.generate import generate as run
 
     result = run_task(run, model, out, n=n, fmt=format, seed=seed, grid=grid, grid_size=grid_size,
@@ -102,18 +107,20 @@ def generate(
 
 
 def evaluate_generative(
-    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train vae|vaegan'.")],
+    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train vae|vaegan'.", metavar="MODEL")],
     data: Annotated[str, typer.Option(help="'mnist' (the embedded sample's test split) or a folder of held-out "
                                            "images.")] = "mnist",
     samples: Annotated[Optional[int], typer.Option(help="Prior samples (default: one per real image).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the samples.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N held-out images.")] = None,
-    device: Device = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    as_json: Json = False,
+    device: Device = DEFAULT_DEVICE,
+    progress: Progress = True,
 ) -> None:
     """Reconstruction PSNR/SSIM, -ELBO, sample sharpness and (MNIST) a Fréchet distance."""
     from medvae.tasks.generative.evaluate import evaluate_generative, format_report
 
-    result = run_task(evaluate_generative, model, data, n_samples=samples, seed=seed, limit=limit, device=device)
+    result = run_task(evaluate_generative, model, data, n_samples=samples, seed=seed, limit=limit, device=device,
+                      progress=progress)
     typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 

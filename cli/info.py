@@ -13,7 +13,7 @@ from medvae_cli._run import run_task
 
 def info(
     path: Annotated[Path, typer.Argument(help="An image (DICOM, NIfTI, PNG, TIFF, JPEG, .npy), a DICOM "
-                                                     "series folder, or a medvae model file.")],
+                                                     "series folder, or a medvae model file.", metavar="PATH")],
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
 ) -> None:
     """Say what a file is: an image (shape, spacing, modality, intensities) or a model.

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import Amp, Device, Progress, Resume
-from medvae_cli._run import fail, parse_ints, run_task
+from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, hidden
+from medvae_cli._run import one_of, parse_floats, parse_ints, report_batch, require, run_task
 
 
 def train_synthesis(
@@ -36,28 +36,28 @@ def train_synthesis(
     out: Annotated[Path, typer.Option(help="Model file; a preview PNG and the training state go beside it.")]
     = Path("medvae-synthesis.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Device = "auto",
+    device: Device = DEFAULT_DEVICE,
     amp: Amp = True,
     resume: Resume = False,
+    overwrite: Overwrite = False,
+    tensorboard: Tensorboard = None,
     progress: Progress = True,
 ) -> None:
     """Train missing-modality synthesis: a conditional VAE-GAN from --source modalities to --target."""
-    from medvae_cli._run import parse_floats
-    from medvae.tasks.synthesis.train import SynthesisTrainConfig, train_synthesis
+    from medvae.tasks.synthesis.train import train_synthesis
 
-    config = run_task(
-        SynthesisTrainConfig, data=data, sources=tuple(source), target=target, out=out, model=model,
+    result = run_task(
+        train_synthesis, data=data, sources=tuple(source), target=target, out=out, model=model,
         spatial_dims=spatial_dims, patch_size=patch_size,
         spacing=parse_floats("--spacing", spacing, 3) if spacing else None,
         channels=parse_ints("--channels", channels), latent_channels=latent_channels, beta=beta,
         adv_weight=adv_weight, adv_warmup=adv_warmup, epochs=epochs, batch_size=batch_size, lr=lr,
         test_fraction=test_fraction, limit=limit, seed=seed, device=device, amp=amp, resume=resume,
-        progress=progress)
-    result = run_task(train_synthesis, config)
+        overwrite=overwrite, tensorboard=tensorboard, progress=progress)
     if result is None:
         return
     r = result.record
-    typer.echo(f"trained {model} {'+'.join(config.sources)} → {config.target} on {len(result.train_subjects)} "
+    typer.echo(f"trained {model} {'+'.join(s.lower() for s in source)} → {target.lower()} on {len(result.train_subjects)} "
                f"subjects ({result.n_train} {'slices' if spatial_dims == 2 else 'patches'}; held out: "
                f"{', '.join(result.test_subjects)}) for {r['epochs']} epochs in {r['train_seconds']:.1f} s: "
                f"validation loss {r['val_loss'][-1]:.4f}")
@@ -65,42 +65,40 @@ def train_synthesis(
 
 
 def synthesize(
-    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train synthesis'.")],
-    input: Annotated[Path, typer.Option("--input", help="A source image (file or DICOM series folder), a subject "
-                                                        "folder, or a folder of subject folders.")],
-    out: Annotated[Path, typer.Option(help="Output file (.nii.gz, .nii, .dcm for a DICOM series, .npy); for a "
-                                           "folder of subjects, an output folder.")],
+    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train synthesis'.", metavar="MODEL")],
+    input: Annotated[Optional[Path], typer.Argument(metavar="INPUT", show_default=False,
+                                                    help="A source image (file or DICOM series folder), a subject "
+                                                         "folder, or a folder of subject folders.")] = None,
+    output: Annotated[Optional[Path], typer.Argument(metavar="OUTPUT", show_default=False,
+                                                     help="Output file (.nii.gz, .nii, .dcm for a DICOM series, "
+                                                          ".npy); for a folder of subjects, an output folder.")]
+    = None,
     samples: Annotated[int, typer.Option(help="Latent draws: the output is their mean.")] = 16,
     uncertainty: Annotated[Optional[Path], typer.Option(help="Also write the per-voxel predictive standard "
                                                              "deviation here (one input; a folder of subjects "
                                                              "always gets <target>_std files).")]
     = None,
     seed: Annotated[int, typer.Option(help="Random seed for the draws.")] = 0,
-    device: Device = "auto",
-    overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
+    device: Device = DEFAULT_DEVICE,
+    overwrite: Overwrite = False,
     progress: Progress = True,
+    input_option: Annotated[Optional[Path], hidden("--input")] = None,
+    out_option: Annotated[Optional[Path], hidden("--out")] = None,
 ) -> None:
-    """Synthesise a missing modality; output in the input's grid and format, marked synthetic."""
+    """Synthesise a missing modality; output in the input's grid and format, marked synthetic.
+
+    Outputs that exist are skipped (each named in a note) unless --overwrite."""
     from medvae.tasks.synthesis.synthesize import synthesize as run
 
-    report = run_task(run, model, input, out, samples=samples, uncertainty=uncertainty, seed=seed, device=device,
-                      overwrite=overwrite, progress=progress)
-    for src, note in report.notes:
-        typer.echo(f"note: {src}: {note}", err=True)
-    if len(report.done) + len(report.skipped) + len(report.failed) == 1 and not report.failed:
-        if report.skipped:
-            typer.echo(f"skipped: {report.skipped[0][1]} exists (--overwrite redoes it)")
-        else:
-            extra = f" and {uncertainty}" if uncertainty else ""
-            typer.echo(f"wrote {report.done[0][1]}{extra}")
-        return
-    typer.echo(report.summary("synthesised"))
-    if report.exit_code:
-        raise fail(f"{len(report.failed)} of {len(report.done) + len(report.failed)} subjects failed", 1)
+    input = require(one_of("input", input, input_option, "--input"), "INPUT")
+    output = require(one_of("output", output, out_option, "--out"), "OUTPUT")
+    report = run_task(run, model, input, output, samples=samples, uncertainty=uncertainty, seed=seed,
+                      device=device, overwrite=overwrite, progress=progress)
+    report_batch(report, "synthesised", what="subjects", also=f" and {uncertainty}" if uncertainty else "")
 
 
 def evaluate_synthesis(
-    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train synthesis'.")],
+    model: Annotated[Path, typer.Argument(help="A model file from 'medvae train synthesis'.", metavar="MODEL")],
     data: Annotated[str, typer.Option(help="A folder of subject folders; those the model trained on are left "
                                            "out.")],
     baseline: Annotated[Optional[Path], typer.Option(help="The L1 U-Net baseline ('medvae train synthesis "
@@ -109,14 +107,15 @@ def evaluate_synthesis(
     samples: Annotated[int, typer.Option(help="Latent draws per subject.")] = 16,
     seed: Annotated[int, typer.Option(help="Random seed for the draws.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Use at most N held-out subjects.")] = None,
-    device: Device = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    as_json: Json = False,
+    device: Device = DEFAULT_DEVICE,
+    progress: Progress = True,
 ) -> None:
     """PSNR/SSIM/MAE in the brain mask beside linear-regression and L1 U-Net baselines, and how the spread ranks
     the errors."""
     from medvae.tasks.synthesis.evaluate import evaluate_synthesis, format_report
 
     result = run_task(evaluate_synthesis, model, data, baseline=baseline, samples=samples, seed=seed, limit=limit,
-                      device=device)
+                      device=device, progress=progress)
     typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 

@@ -150,3 +150,119 @@ def test_torchrun_two_cpu_processes(tmp_path):
     info = json.loads(subprocess.run([sys.executable, "-m", "medvae", "info", "--json", str(out / "model.safetensors")],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["training"]["train_samples"] == 2 * 200  # both ranks' samples, each epoch's data once
+
+
+# ---------------------------------------------------------------------------------- the command-line grammar
+def _commands():
+    """Every command as (name, click command): 'convert', 'train segment', ..."""
+    import typer
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            full = f"{prefix} {name}".strip()
+            if hasattr(command, "commands"):
+                yield from walk(command, full)
+            else:
+                yield full, command
+
+    return dict(walk(typer.main.get_command(app), ""))
+
+
+def _options(command) -> dict[str, object]:
+    """Option spelling -> its parameter, the visible ones only."""
+    return {opt: p for p in command.params if p.param_type_name == "option" and not p.hidden
+            for opt in (*p.opts, *p.secondary_opts)}
+
+
+WRITERS = ["convert", "enhance", "segment", "synthesize", "generate", "phantom brain", "phantom cxr", "demo mnist",
+           "train vae", "train vaegan", "train synthesis", "train enhance", "train segment"]
+
+
+def test_every_command_that_writes_has_overwrite_and_every_train_command_tensorboard():
+    commands = _commands()
+    assert set(WRITERS) | {"info"} | {c for c in commands if c.startswith("evaluate ")} == set(commands)
+    for name in WRITERS:
+        assert "--overwrite" in _options(commands[name]), name
+        assert "--no-overwrite" not in _options(commands[name]), name
+    for name in (c for c in commands if c.startswith("train ")):
+        options = _options(commands[name])
+        assert "--tensorboard" in options and options["--tensorboard"].default is None, name
+        assert "--data" in options and "--out" in options, name
+
+
+def test_files_in_files_out_take_positional_input_output_and_makers_take_out():
+    commands = _commands()
+    for name, args in (("convert", ["input", "output"]), ("enhance", ["input", "output"]),
+                       ("segment", ["input", "output"]), ("synthesize", ["model", "input", "output"])):
+        assert [p.name for p in commands[name].params if p.param_type_name == "argument"] == args, name
+        assert "--out" not in _options(commands[name]) and "--input" not in _options(commands[name]), name
+    for name in ("generate", "phantom brain", "phantom cxr", "demo mnist"):
+        assert "--out" in _options(commands[name]), name
+    for name in ("generate", "phantom brain", "phantom cxr"):
+        assert "--n" in _options(commands[name]) and "--subjects" not in _options(commands[name]), name
+
+
+def test_every_evaluate_command_has_json_limit_progress_and_the_shared_device():
+    from medvae_cli._options import DEFAULT_DEVICE
+
+    commands = _commands()
+    evaluates = [c for c in commands if c.startswith("evaluate ")]
+    assert sorted(evaluates) == ["evaluate chest-check", "evaluate enhance", "evaluate generative",
+                                 "evaluate segment", "evaluate synthesis"]
+    for name in evaluates:
+        options = _options(commands[name])
+        for option in ("--json", "--limit", "--progress", "--no-progress", "--device"):
+            assert option in options, (name, option)
+    runs_a_model = [c for c in commands if c not in ("convert", "info", "phantom brain", "phantom cxr")]
+    for name in runs_a_model:
+        device = _options(commands[name]).get("--device")
+        assert device is not None and device.default == DEFAULT_DEVICE == "auto", name
+    assert not any("--device" in _options(commands[c]) for c in ("convert", "info", "phantom brain", "phantom cxr"))
+
+
+def test_an_existing_output_is_a_note_and_exit_0():
+    """run_task prints OutputExists as one 'note:' line on stderr, exit code 0, with or without --debug."""
+    import typer
+
+    from medvae.errors import OutputExists
+    from medvae_cli._run import run_task, state
+
+    def make(path):
+        raise OutputExists(path, "thing")
+
+    little = typer.Typer()
+
+    @little.command()
+    def one(path: str) -> None:
+        run_task(make, path)
+        typer.echo("not reached")
+
+    for debug in (False, True):
+        state.debug = debug
+        try:
+            result = CliRunner().invoke(little, ["here.x"])
+        finally:
+            state.debug = False
+        assert result.exit_code == 0 and result.stdout == ""
+        assert result.stderr == "note: here.x: the thing exists; skipped (--overwrite redoes it)\n"
+
+
+def test_demo_skips_an_existing_model_with_a_note_unless_overwrite(demo_run, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(demo_run[0], out)
+    before = (out / "model.safetensors").read_bytes()
+    again = runner.invoke(app, ["demo", "mnist", "--out", str(out), *QUICK])
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr.strip().startswith(f"note: {out / 'model.safetensors'}: ")
+    assert "--overwrite redoes it" in again.stderr and (out / "model.safetensors").read_bytes() == before
+    redo = runner.invoke(app, ["demo", "mnist", "--out", str(out), *QUICK, "--seed", "3", "--overwrite"])
+    assert redo.exit_code == 0, redo.output
+    assert (out / "model.safetensors").read_bytes() != before
+
+
+def test_the_help_of_every_command_imports_neither_torch_nor_monai():
+    code = ("import sys; from typer.testing import CliRunner; from medvae_cli.main import app; r = CliRunner(); "
+            f"names = {sorted(_commands())!r}; "
+            "bad = [n for n in names if r.invoke(app, [*n.split(), '--help']).exit_code != 0]; assert not bad, bad; "
+            "bad = [m for m in ('torch', 'monai') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,9 +4,9 @@ One input (a file, a folder of files, a DICOM series folder) at a time, into an 
 the input tree:
 
 * recursive discovery of image files (DICOM files are recognised by content, whatever their names);
-* outputs that already exist (a file, or a series folder medvae wrote) are skipped unless ``overwrite``;
-  each output is written under a
-  temporary name and renamed, so a crash leaves no half file;
+* outputs that already exist (a file, or a series folder medvae wrote) are skipped unless ``overwrite``,
+  and listed in the report (:meth:`BatchReport.skip_notes` words each as a note); each output is written
+  under a temporary name and renamed, so a crash leaves no half file;
 * a bad input does not stop the run: its error is recorded and the next input is processed;
 * the output folder may not be, or lie inside, the input folder: medvae never writes into its inputs.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medvae.io.images import SUFFIXES, format_from_suffix, sniff_format
-from medvae.errors import InputError, UsageError, first_line
+from medvae.errors import InputError, OutputExists, UsageError, first_line
 
 IMAGE_SUFFIXES = tuple(s for suffixes in SUFFIXES.values() for s in suffixes)
 
@@ -42,6 +42,11 @@ class BatchReport:
     def exit_code(self) -> int:
         """0 when every input worked (or was already done), 1 when any failed."""
         return 1 if self.failed else 0
+
+    def skip_notes(self) -> list[str]:
+        """One line per output that existed and was skipped, worded as :class:`medvae.errors.OutputExists`
+        words it for commands with one output, so every command says the same."""
+        return [str(OutputExists(output)) for _, output in self.skipped]
 
     def summary(self, verb: str = "converted") -> str:
         """A few lines for people: counts, then each failed input and why."""
@@ -165,6 +170,9 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
     for src in bar:
         dst = single_output or output_for(src, in_root, out_root, suffix(src) if callable(suffix) else suffix)
         key = dst.with_suffix("") if dst.suffix == ".dcm" else dst
+        if (dst.resolve() in sources or key.resolve() in sources) and src == in_root:  # one input: bad usage
+            raise UsageError(f"output {out_root}: the output {dst} would be the input itself; medvae never "
+                             "overwrites an input: choose an output elsewhere", param="output")
         if dst.resolve() in sources or key.resolve() in sources:
             report.failed.append((src, f"its output {dst} is an input; medvae never overwrites an input: "
                                        "choose an output folder outside the inputs"))

@@ -151,14 +151,16 @@ def test_cli_writes_dicom(tmp_path):
         assert errors == []
 
 
-def test_cli_refuses_existing_output_and_bad_usage(tmp_path):
+def test_cli_skips_an_existing_output_with_a_note_and_refuses_bad_usage(tmp_path):
     out = tmp_path / "cxr"
     runner = CliRunner()
     assert runner.invoke(app, ["phantom", "cxr", "--n", "2", "--size", "64", "--out", str(out),
                                "--no-progress"]).exit_code == 0
+    before = sorted(p.name for p in (out / "images").iterdir())
     again = runner.invoke(app, ["phantom", "cxr", "--n", "1", "--size", "64", "--out", str(out)])
-    assert again.exit_code == 1 and str(out) in again.stderr and "--overwrite" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr.strip() == f"note: {out}: the phantom set exists; skipped (--overwrite redoes it)"
+    assert sorted(p.name for p in (out / "images").iterdir()) == before  # left alone
     # --overwrite replaces the set: no image of the earlier, larger run is left behind
     redo = runner.invoke(app, ["phantom", "cxr", "--n", "1", "--size", "64", "--out", str(out), "--format", "dcm",
                                "--overwrite", "--no-progress"])

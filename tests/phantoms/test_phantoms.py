@@ -76,8 +76,7 @@ def test_no_deformation_keeps_the_template(templates):
 
 def test_cli_writes_the_subject_layout(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["phantom", "brain", "--subjects", "2", "--out", str(tmp_path / "b"),
-                                 "--no-progress"])
+    result = runner.invoke(app, ["phantom", "brain", "--n", "2", "--out", str(tmp_path / "b"), "--no-progress"])
     assert result.exit_code == 0, result.output
     for sub in ("sub-001", "sub-002"):
         names = sorted(p.name for p in (tmp_path / "b" / sub).iterdir())
@@ -85,7 +84,22 @@ def test_cli_writes_the_subject_layout(tmp_path):
         imgs = [nib.load(tmp_path / "b" / sub / n) for n in names]
         assert len({i.shape for i in imgs}) == 1 and all(np.allclose(i.affine, imgs[0].affine) for i in imgs)
         np.testing.assert_allclose(imgs[0].header.get_zooms(), (2.0, 2.0, 2.0))
-    again = runner.invoke(app, ["phantom", "brain", "--subjects", "1", "--out", str(tmp_path / "b")])
-    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    again = runner.invoke(app, ["phantom", "brain", "--n", "1", "--out", str(tmp_path / "b")])
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr.strip() == f"note: {tmp_path / 'b'}: the phantom set exists; skipped (--overwrite redoes it)"
+    bad = runner.invoke(app, ["phantom", "brain", "--n", "0", "--out", str(tmp_path / "c")])
+    assert bad.exit_code == 2 and bad.stderr.strip() == "error: --n must be a positive integer, got 0"
+
+
+def test_cli_subjects_is_a_hidden_alias_of_n(tmp_path):
+    runner = CliRunner()
+    assert "--subjects" not in runner.invoke(app, ["phantom", "brain", "--help"]).stdout
+    result = runner.invoke(app, ["phantom", "brain", "--subjects", "1", "--out", str(tmp_path / "b"),
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["sub-001"]
     bad = runner.invoke(app, ["phantom", "brain", "--subjects", "0", "--out", str(tmp_path / "c")])
-    assert bad.exit_code == 2 and "--subjects must be a positive integer" in bad.stderr
+    assert bad.exit_code == 2 and bad.stderr.strip() == "error: --subjects must be a positive integer, got 0"
+    both = runner.invoke(app, ["phantom", "brain", "--n", "2", "--subjects", "1", "--out", str(tmp_path / "d")])
+    assert both.exit_code == 2 and "--subjects is the old spelling of --n" in both.stderr
+    assert not (tmp_path / "d").exists()

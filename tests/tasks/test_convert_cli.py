@@ -72,6 +72,9 @@ def test_folder_with_broken_files(tmp_path, sample_dir):
     # run again: everything done is skipped, the failures are reported again
     again = invoke("convert", src, tmp_path / "out", "--format", "png", "--no-progress")
     assert again.exit_code == 1 and "converted 0, skipped 3 already done" in again.stderr
+    # each skipped output is named in a note, as a command with one output says it
+    for name in made:
+        assert f"note: {tmp_path / 'out' / name}: the output exists; skipped (--overwrite redoes it)" in again.stderr
 
 
 def test_nifti_to_nifti_keeps_the_affine(tmp_path, sample_dir):
@@ -126,6 +129,7 @@ def test_usage_errors(tmp_path, sample_dir):
     assert no_format.exit_code == 2 and "--format" in no_format.stderr
     folder_to_file = invoke("convert", src, tmp_path / "x.png")
     assert folder_to_file.exit_code == 2 and "must be a folder" in folder_to_file.stderr
+    assert folder_to_file.stderr.startswith(f"error: OUTPUT {tmp_path / 'x.png'}: the input is a folder")
     clash = invoke("convert", src / "chest_8bit.png", tmp_path / "x.png", "--format", "nii")
     assert clash.exit_code == 2 and "does not match" in clash.stderr
     missing = invoke("convert", tmp_path / "nope.dcm", tmp_path / "x.png")
@@ -199,7 +203,25 @@ def test_conversion_notes_travel_with_the_output(tmp_path, dicom_data):
 def test_a_single_existing_output_is_skipped(tmp_path, sample_dir):
     invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "c.npy")
     again = invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "c.npy")
-    assert again.exit_code == 0 and "already exists (--overwrite redoes it)" in again.stdout
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr.strip() == f"note: {tmp_path / 'c.npy'}: the output exists; skipped (--overwrite redoes it)"
+    redo = invoke("convert", sample_dir / "png" / "chest_8bit.png", tmp_path / "c.npy", "--overwrite")
+    assert redo.exit_code == 0 and redo.stdout.strip() == f"wrote {tmp_path / 'c.npy'}"
+
+
+def test_a_batch_skips_each_existing_output_with_a_note(tmp_path, sample_dir):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(sample_dir / "png" / "chest_8bit.png", src / f"{name}.png")
+    assert invoke("convert", src, tmp_path / "out", "--format", "npy", "--no-progress").exit_code == 0
+    (src / "c.png").write_bytes((src / "a.png").read_bytes())  # a new input: converted, the others skipped
+    again = invoke("convert", src, tmp_path / "out", "--format", "npy", "--no-progress")
+    assert again.exit_code == 0, again.output
+    assert "converted 1, skipped 2 already done" in again.stdout
+    notes = [line for line in again.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: {tmp_path / 'out' / n}.npy: the output exists; skipped (--overwrite redoes it)"
+                     for n in ("a", "b")]
 
 
 # ---------------------------------------------------------------- cases found in review
@@ -215,7 +237,7 @@ def test_overwrite_never_deletes_a_folder_medvae_did_not_write(tmp_path, sample_
     first = invoke("convert", tmp_path / "patient1.nii.gz", tmp_path / "ct.dcm")
     assert first.exit_code == 0 and first.stdout.strip() == f"wrote {tmp_path / 'ct'}"
     skipped = invoke("convert", tmp_path / "patient1.nii.gz", tmp_path / "ct.dcm")
-    assert skipped.exit_code == 0 and "already exists" in skipped.stdout
+    assert skipped.exit_code == 0 and f"note: {tmp_path / 'ct'}: the output exists" in skipped.stderr
     again = invoke("convert", tmp_path / "patient1.nii.gz", tmp_path / "ct.dcm", "--overwrite")
     assert again.exit_code == 0 and len(list((tmp_path / "ct").iterdir())) == 5
 

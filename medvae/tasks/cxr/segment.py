@@ -2,9 +2,9 @@
 
 Per input: the radiograph (enhanced first with ``--enhance``, at full resolution) is mapped to [0, 1],
 resized to the model's size, segmented by the ResUNet++, and the probabilities are resized back to the
-input's grid, thresholded at 0.5 and cleaned (the two largest connected regions, holes filled). The two
-lungs are told apart by side: in a PA radiograph the patient's right lung is on the viewer's left
-(smaller x), unless a DICOM's PatientOrientation says its rows run toward the patient's right. Outputs, mirroring the input tree:
+input's grid, thresholded at 0.5 and cleaned (the two largest connected regions, holes filled, with MONAI's
+transforms). The two lungs are told apart by side: in a PA radiograph the patient's right lung is on the
+viewer's left (smaller x), unless a DICOM's PatientOrientation says its rows run toward the patient's right. Outputs, mirroring the input tree:
 
 * the mask in the input's geometry: ``png`` (8-bit, lungs 255; the public data sets' convention), ``nii``
   (labels 1 right lung, 2 left lung, with the input's affine) or ``dcm`` (a DICOM Segmentation object
@@ -58,20 +58,26 @@ def predict_lungs(model, info, unit: np.ndarray, small: np.ndarray | None = None
 def lung_labels(prob: np.ndarray, threshold: float = 0.5, right_at_small_x: bool = True) -> np.ndarray:
     """uint8 labels from a probability map: 1 right lung, 2 left lung, 0 elsewhere.
 
-    Keeps the two largest connected regions above ``threshold`` with their holes filled. The patient's right
-    is at small x (the viewer's left, as in a PA film) unless ``right_at_small_x`` is False.
+    Keeps the two largest connected regions above ``threshold`` (MONAI's ``KeepLargestConnectedComponent``)
+    with their holes filled (``FillHoles``), each region on its own; regions and holes are 4-connected
+    (``connectivity=1``), as scipy's ``label`` and ``binary_fill_holes`` count them. The patient's right is at
+    small x (the viewer's left, as in a PA film) unless ``right_at_small_x`` is False.
     """
-    from scipy.ndimage import binary_fill_holes, label
+    from monai.transforms import FillHoles, KeepLargestConnectedComponent
 
-    regions, n = label(prob >= threshold)
     labels = np.zeros(prob.shape, np.uint8)
-    if n == 0:
+    mask = (np.asarray(prob) >= threshold)[None]  # channel first, as MONAI's transforms take it
+    if not mask.any():
         return labels
-    sizes = np.bincount(regions.ravel())[1:]
-    keep = np.argsort(sizes)[::-1][:2] + 1
+    # the transforms may write into their input: give each its own copy
+    two = np.asarray(KeepLargestConnectedComponent(num_components=2, connectivity=1)(mask.copy()), bool)
+    largest = np.asarray(KeepLargestConnectedComponent(num_components=1, connectivity=1)(two.copy()), bool)
+    fill = FillHoles(connectivity=1)
     middle = prob.shape[0] / 2
-    for k in keep:
-        region = binary_fill_holes(regions == k)
+    for region in (largest, two & ~largest):
+        if not region.any():
+            continue
+        region = np.asarray(fill(region.astype(np.uint8)))[0] > 0
         side = 1 if (np.nonzero(region)[0].mean() < middle) == right_at_small_x else 2
         labels[region & (labels == 0)] = side
     return labels

@@ -15,7 +15,7 @@ from typing import Any
 
 def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n_samples: int | None = None,
                         seed: int = 0, limit: int | None = None, batch_size: int = 250,
-                        device: str = "cpu") -> dict[str, Any]:
+                        device: str = "auto", progress: bool = True) -> dict[str, Any]:
     """Measure a generative model on held-out data; returns a dict of metrics (see the module docstring).
 
     Args:
@@ -25,8 +25,10 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
         n_samples: prior samples for sharpness and Fréchet distance (default: as many as real images).
         seed: fixes the prior samples.
         limit: use at most this many held-out images.
+        progress: show a progress bar (over the held-out batches, then the samples' batches).
     """
     import torch
+    from tqdm.auto import tqdm
 
     from medvae.checkpoint import load_model
     from medvae.errors import UsageError, check_positive
@@ -62,7 +64,7 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
         val_files = info.training.get("val_files")
         same = str(Path(data).resolve()) == info.training.get("data")
         real = load_image_folder(data, shape[1:], spatial_dims, normalize=normalize,
-                                 files=val_files if same and val_files else None).images
+                                 files=val_files if same and val_files else None, progress=progress).images
         source = str(data)
         if same:  # the training folder: score only the images training held out
             note = (f"the training folder: only its {len(real)} held-out validation images were used"
@@ -77,7 +79,8 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
     samples = []
     torch.manual_seed(seed)
     with torch.no_grad():
-        for i in range(0, len(real), batch_size):
+        for i in tqdm(range(0, len(real), batch_size), desc="evaluating", unit="batch", disable=not progress,
+                      leave=False):
             x = real[i:i + batch_size].to(dev)
             mu, _ = model.encode(x)
             recon = model.generate(mu)
@@ -87,7 +90,8 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
             out["neg_elbo"].append(terms["neg_elbo"].cpu())
             out["recon_nll"].append(terms["recon"].cpu())
             out["kl"].append(terms["kl"].cpu())
-        for i in range(0, n_samples, batch_size):
+        for i in tqdm(range(0, n_samples, batch_size), desc="sampling", unit="batch", disable=not progress,
+                      leave=False):
             z = torch.randn(min(batch_size, n_samples - i), model.latent_dim, generator=g)
             samples.append(model.generate(z.to(dev)).cpu())
     samples_t = torch.cat(samples)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.errors import UsageError, check_positive
+from medvae.errors import OutputExists, UsageError, check_positive
 
 
 @dataclass
@@ -25,12 +25,13 @@ class GenerateResult:
 def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 16, fmt: str = "png",
              seed: int = 0, grid: bool = False, grid_size: int = 15, grid_range: float = 3.0,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None, steps: int = 8,
-             device: str = "cpu", overwrite: bool = False) -> GenerateResult:
+             device: str = "auto", overwrite: bool = False) -> GenerateResult:
     """Generate images with a medvae model file and write them to the folder ``out``.
 
     Args:
         model_path: a model file from ``medvae train vae|vaegan`` (or the MNIST demo).
-        out: output folder (created; existing images are only replaced with ``overwrite``).
+        out: output folder (created). If it holds the images this run would write (or its contact sheet), nothing
+            is done (:class:`~medvae.errors.OutputExists`) unless ``overwrite``, which replaces that set.
         n: images to draw from the prior.
         fmt: ``png``, ``nii`` or ``dcm``.
         seed: fixes the draws: the same seed gives the same images.
@@ -51,7 +52,15 @@ def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 
     check_positive("n", n)
     if grid and interpolate:
         raise UsageError("grid and interpolate are different modes; pick one", param="grid")
+    if grid:
+        check_positive("grid_size", grid_size)
+    if interpolate:
+        check_positive("steps", steps)
     out = Path(out)
+    prefix, count = ("grid", grid_size**2) if grid else ("interp", steps) if interpolate else ("sample", n)
+    names = image_names(prefix, count, fmt)
+    if not overwrite and any(_written(out / name) for name in (*names, CONTACT_SHEET)):
+        raise OutputExists(out, "image set")
     model, info = load_model(model_path, device=str(resolve_device(device)))
     model.eval()
     spatial_dims = len(getattr(model.config, "in_shape", (1, 28, 28))) - 1
@@ -59,23 +68,49 @@ def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 
         raise UsageError("format png cannot hold the volumes this model makes; use --format nii or dcm", param="format")
     with torch.no_grad():
         if grid:
-            images, prefix = _grid(model, grid_size, grid_range), "grid"
+            images = _grid(model, grid_size, grid_range)
         elif interpolate:
-            check_positive("steps", steps)
-            images, prefix = _interpolate(model, info, interpolate, steps), "interp"
+            images = _interpolate(model, info, interpolate, steps)
         else:
             z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
-            images, prefix = model.generate(z.to(next(model.parameters()).device)), "sample"
+            images = model.generate(z.to(next(model.parameters()).device))
     images = images.float().cpu().numpy()
     if "axes" not in info.preprocessing:  # the MNIST demo's models work on (rows, cols): make them (x, y)
         images = np.swapaxes(images.reshape(len(images), 1, 28, 28), -1, -2)
-    files = _write_all(images, out, fmt, prefix, info, overwrite)
+    files = _write_all(images, out, fmt, names, info)
+    _remove_stale(out, prefix, fmt, names)
     from medvae.viz import contact_sheet, display_slices
 
     ncols = grid_size if grid else min(len(images), 8)
-    sheet = out / "contact_sheet.png"
+    sheet = out / CONTACT_SHEET
     contact_sheet(display_slices(images), sheet, ncols=ncols)
     return GenerateResult(files, sheet)
+
+
+CONTACT_SHEET = "contact_sheet.png"
+SUFFIXES = {"png": ".png", "nifti": ".nii.gz", "dicom": ".dcm"}
+
+
+def image_names(prefix: str, count: int, fmt: str) -> list[str]:
+    """The files one run writes: ``sample_0001.png``, ... (``grid_``, ``interp_`` for those modes)."""
+    width = max(4, len(str(count)))
+    return [f"{prefix}_{i + 1:0{width}d}{SUFFIXES[fmt]}" for i in range(count)]
+
+
+def _written(path: Path) -> bool:
+    """Whether ``path`` is there (a DICOM volume is written as the series folder named without ``.dcm``)."""
+    return path.exists() or (path.suffix == ".dcm" and path.with_suffix("").is_dir())
+
+
+def _remove_stale(out: Path, prefix: str, fmt: str, names: list[str]) -> None:
+    """After an ``overwrite``: images of the same mode and format left by an earlier, larger run go, so the
+    folder holds what the contact sheet shows."""
+    import re
+
+    pattern = re.compile(rf"{prefix}_\d+{re.escape(SUFFIXES[fmt])}")
+    for path in out.iterdir():
+        if path.is_file() and pattern.fullmatch(path.name) and path.name not in names:
+            path.unlink()
 
 
 def _grid(model, size: int, extent: float):
@@ -114,7 +149,7 @@ def _interpolate(model, info, paths, steps: int):
     return model.generate((1 - t) * mu[0] + t * mu[1])
 
 
-def _write_all(images: np.ndarray, out: Path, fmt: str, prefix: str, info, overwrite: bool) -> list[Path]:
+def _write_all(images: np.ndarray, out: Path, fmt: str, names: list[str], info) -> list[Path]:
     from medvae.data.intensity import to_display
     from medvae.io.images import Image, write_image
 
@@ -124,16 +159,14 @@ def _write_all(images: np.ndarray, out: Path, fmt: str, prefix: str, info, overw
     spacing = spacing or [1.0] * (images.ndim - 2)
     affine = np.diag([*map(float, spacing), 1.0] + [1.0] * (3 - len(spacing)))[:4, :4]  # RAS, as trained
     notes = [f"synthetic image generated by medvae from {Path(info.path).name}"]
-    suffix = {"png": ".png", "nifti": ".nii.gz", "dicom": ".dcm"}[fmt]
     files = []
-    width = max(4, len(str(len(images))))
-    for i, img in enumerate(images):
+    for img, name in zip(images, names):
         array = img[0]
-        path = out / f"{prefix}_{i + 1:0{width}d}{suffix}"
         if fmt == "png":
             image = Image(array=to_display(array, 0.0, 1.0, 8), format="png", bits=8, notes=list(notes))
         else:
             image = Image(array=array.astype(np.float32), affine=affine, format="nifti", spacing_known=known,
                           notes=list(notes))
-        files.append(write_image(image, path, operation="generate", synthetic=True, overwrite=overwrite))
+        # an existing file here is one ``generate`` checked before it started: ``overwrite`` was given
+        files.append(write_image(image, out / name, operation="generate", synthetic=True, overwrite=True))
     return files

@@ -68,7 +68,7 @@ def apply_linear(coef: np.ndarray, images: dict, sources: list[str]) -> np.ndarr
 def l1_unet(model_path: Path, info, baseline: str | os.PathLike | None, device: str, progress: bool):
     """``(model, info, note)``: the L1 U-Net baseline from ``baseline``, from beside the model, or trained now."""
     from medvae.checkpoint import load_model_of_kind
-    from medvae.tasks.synthesis.train import SynthesisTrainConfig, train_synthesis
+    from medvae.tasks.synthesis.train import train_synthesis
 
     path = Path(baseline) if baseline else model_path.with_suffix(".l1unet.safetensors")
     note = f"L1 U-Net baseline: {path}"
@@ -83,7 +83,7 @@ def l1_unet(model_path: Path, info, baseline: str | os.PathLike | None, device: 
                       sources=tuple(config["sources"]), channels=tuple(config["channels"]),
                       spacing=tuple(config["spacing"]) if config.get("spacing") else None)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report (and --json)
-            train_synthesis(SynthesisTrainConfig(**config))
+            train_synthesis(**config)  # its own fields and the training loop's, as plain_config records them
         note = f"L1 U-Net baseline trained with the model's data, subjects, epochs and seed: wrote {path}"
     unet, unet_info = load_model_of_kind(path, "synthesis", option="baseline", device=device)
     if unet.config.latent_channels or unet.config.gan:

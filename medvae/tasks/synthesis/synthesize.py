@@ -108,29 +108,30 @@ def write_synthesis(result: Synthesis, info, out: Path, uncertainty: Path | None
             continue
         fmt = format_from_suffix(path)
         if fmt not in ("nifti", "dicom", "npy"):
-            raise UsageError(f"out {path}: synthesis writes volumes; name it .nii.gz, .nii, .dcm or .npy", param="out")
+            name = "output" if path == out else "uncertainty"
+            raise UsageError(f"{name} {path}: synthesis writes volumes; name it .nii.gz, .nii, .dcm or .npy", param=name)
         image = result.reference.with_array(array.astype(np.float32))
         image.notes = [*result.reference.notes, f"medvae {what} ({result.samples} samples)"]
         written.append(write_image(image, path, operation=what, synthetic=True, overwrite=overwrite))
     return written
 
 
-def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike, *,
+def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: str | os.PathLike, *,
                samples: int = 16, uncertainty: str | os.PathLike | None = None, seed: int = 0,
-               device: str = "cpu", overwrite: bool = False, progress: bool = True):
+               device: str = "auto", overwrite: bool = False, progress: bool = True):
     """Synthesise the model's target for one input or a folder of subjects.
 
     Args:
         model_path: a model file from ``medvae train synthesis``.
         input: a file, a DICOM series folder, a subject folder, or a folder of subject folders.
-        out: the output file (its suffix picks the format: ``.nii.gz``, ``.dcm`` for a DICOM series), or for
-            a folder of subjects the output folder.
+        output: the output file (its suffix picks the format: ``.nii.gz``, ``.dcm`` for a DICOM series), or
+            for a folder of subjects the output folder (mirroring the input's subject folders).
         samples: latent draws; their mean is the output; their spread and the predicted noise give the
             uncertainty (its standard deviation).
         uncertainty: where to write the standard deviation map for a single input (a folder of subjects
             always gets ``<target>_std`` files).
         seed: fixes the draws.
-        overwrite: replace outputs that exist.
+        overwrite: redo outputs that exist (otherwise they are skipped and listed in the report).
 
     Returns:
         a :class:`medvae.io.batch.BatchReport`.
@@ -142,7 +143,7 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
     from medvae.train import resolve_device
 
     check_positive("samples", samples)
-    input, out = Path(input), Path(out)
+    input, out = Path(input), Path(output)
     model, info = load_model_of_kind(model_path, "synthesis", option="model", device=str(resolve_device(device)))
     pre = info.preprocessing
     sources, target = pre["sources"], pre["target"]
@@ -163,9 +164,10 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
 
     if not subject_dirs:  # one input
         if format_from_suffix(out) is None:
-            raise UsageError(f"out {out}: name the output file, e.g. {target}.nii.gz (or {target}.dcm for DICOM)", param="out")
+            raise UsageError(f"output {out}: name the output file, e.g. {target}.nii.gz (or {target}.dcm for DICOM)",
+                             param="output")
         if uncertainty is not None and Path(uncertainty).resolve() == out.resolve():
-            raise UsageError("uncertainty must be a different file from --out", param="uncertainty")
+            raise UsageError("uncertainty must be a different file from the output", param="uncertainty")
         report = BatchReport()
         if _exists(out) and not overwrite:
             report.skipped.append((input, out))
@@ -175,7 +177,8 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, out: str
         report.notes += [(input, n) for n in notes]
         return report
     if format_from_suffix(out) is not None:
-        raise UsageError(f"out {out}: the input is a folder of subjects, so give an output folder", param="out")
+        raise UsageError(f"output {out}: the input is a folder of subjects, so give an output folder",
+                         param="output")
     if uncertainty is not None:
         raise UsageError(f"uncertainty is not used for a folder of subjects (each gets {target}_std beside its "
                          "output); drop it", param="uncertainty")

@@ -28,9 +28,8 @@ def folds(tmp_path_factory):
     paths = []
     for fold in (0, 1):
         out = folder / f"fold{fold}.safetensors"
-        result = runner.invoke(app, ["train", "segment", "--images", str(CXR / "images"), "--masks",
-                                     str(CXR / "masks"), "--folds", "2", "--fold", str(fold), "--out", str(out),
-                                     "--mask-convention", "retrocardiac lung included", *TINY])
+        result = runner.invoke(app, ["train", "segment", "--data", str(CXR), "--folds", "2", "--fold", str(fold),
+                                     "--out", str(out), "--mask-convention", "retrocardiac lung included", *TINY])
         assert result.exit_code == 0, result.output
         paths.append(out)
     return paths
@@ -61,9 +60,8 @@ def test_models_store_the_chest_check_ranges(folds):
 
 
 def test_evaluate_segment_scores_each_film_once_by_the_model_that_held_it_out(folds):
-    result = runner.invoke(app, ["evaluate", "segment", *map(str, folds), "--data", str(CXR / "images"),
-                                 "--masks", str(CXR / "masks"), "--kinds", "noise", "--severities", "0.9",
-                                 "--size", "64", "--no-progress", "--json"])
+    result = runner.invoke(app, ["evaluate", "segment", *map(str, folds), "--data", str(CXR), "--kinds", "noise",
+                                 "--severities", "0.9", "--size", "64", "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
     import json
 

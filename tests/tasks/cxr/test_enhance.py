@@ -131,13 +131,15 @@ def test_folder_mirrors_tree_skips_a_bad_file_and_writes_compare_pairs(models, t
     result = runner.invoke(app, ["enhance", str(data), str(tmp_path / "out"), "--model", str(models[0]),
                                  "--compare", str(tmp_path / "cmp"), "--no-progress"])
     assert result.exit_code == 1, result.output
-    assert "broken.png" in result.stdout and "enhanced 2" in result.stdout
+    assert "broken.png" in result.stderr and "enhanced 2" in result.stderr  # a failure: the summary is on stderr
     assert (tmp_path / "out/a/chest.png").is_file() and (tmp_path / "out/IM0001").is_file()
     assert read_image(tmp_path / "out/IM0001").format == "dicom"
     for tag in ("before", "after"):
         assert (tmp_path / f"cmp/a/chest.png.{tag}.png").is_file()
     again = runner.invoke(app, ["enhance", str(data), str(tmp_path / "out"), "--model", str(models[0]), "--no-progress"])
-    assert "skipped 2 already done" in again.stdout
+    assert again.exit_code == 1 and "skipped 2 already done" in again.stderr  # broken.png fails again
+    for name in ("a/chest.png", "IM0001"):
+        assert f"note: {tmp_path / 'out' / name}: the output exists; skipped (--overwrite redoes it)" in again.stderr
 
 
 def test_enhance_refuses_output_inside_input_and_a_model_of_another_kind(models, tmp_path):
@@ -167,6 +169,18 @@ def test_lung_labels_split_by_side_and_keep_two_largest():
     labels = lung_labels(prob)
     assert set(np.unique(labels)) == {0, 1, 2}
     assert (labels[5:25, 5:35] == 1).all() and (labels[35:55, 8:30] == 2).all() and labels[28, 2] == 0
+
+
+def test_lung_labels_fill_holes_and_count_regions_4_connected():
+    prob = np.zeros((60, 40), np.float32)
+    prob[5:25, 5:35] = 0.9
+    prob[10:14, 10:14] = 0.1  # a hole in the right lung: filled
+    prob[35:55, 8:30] = 0.8
+    prob[25, 35] = prob[26, 36] = prob[27, 37] = 0.9  # a diagonal chain touching the right lung only at a corner
+    labels = lung_labels(prob)
+    assert (labels[5:25, 5:35] == 1).all() and (labels[35:55, 8:30] == 2).all()
+    assert labels[25, 35] == labels[26, 36] == 0  # not 4-connected to a lung: a third region, dropped
+    assert lung_labels(np.zeros((8, 8), np.float32)).max() == 0
 
 
 @pytest.mark.parametrize("fmt", ["png", "nii"])
@@ -206,7 +220,7 @@ def test_segment_dicom_seg_for_dicom_inputs_only(models, tmp_path):
     result = runner.invoke(app, ["segment", str(data), str(tmp_path / "out"), "--model", str(models[1]),
                                  "--format", "dcm", "--enhance", "--enhancer", str(models[0]), "--no-progress"])
     assert result.exit_code == 1
-    assert "chest8.png" in result.stdout and "needs a DICOM source" in result.stdout
+    assert "chest8.png" in result.stderr and "needs a DICOM source" in result.stderr
     seg = tmp_path / "out/chest.dcm"
     import pydicom
 
@@ -252,7 +266,8 @@ def test_outputs_never_land_on_inputs(models, tmp_path):
     before = (data / "a.png").read_bytes()
     # a file input segmented into its own folder would write a.png over itself
     result = runner.invoke(app, ["segment", str(data / "a.png"), str(data), "--model", str(models[1]), "--overwrite"])
-    assert result.exit_code == 1 and "is an input" in result.stdout
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: OUTPUT {data}: the output {data / 'a.png'} "
+                                                              "would be the input itself")
     same = runner.invoke(app, ["enhance", str(data / "a.png"), str(data / "a.png"), "--model", str(models[0])])
     assert same.exit_code == 2 and "is the input" in same.stderr
     compare = runner.invoke(app, ["enhance", str(data), str(tmp_path / "out"), "--model", str(models[0]),
@@ -300,3 +315,22 @@ def test_lung_sides_follow_dicom_patient_orientation():
     image = SimpleNamespace(dicom=[{"PatientOrientation": ["R", "F"]}])
     assert rows_point_right(image) and not rows_point_right(SimpleNamespace(dicom=[{"PatientOrientation": ["L", "F"]}]))
     assert not rows_point_right(SimpleNamespace(dicom=[]))
+
+
+def test_segment_skips_existing_masks_with_a_note_and_keeps_their_areas(models, tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(SAMPLE / "png/chest_8bit.png", data / f"{name}.png")
+    args = ["segment", str(data), str(tmp_path / "out"), "--model", str(models[1]), "--no-progress"]
+    assert runner.invoke(app, args).exit_code == 0
+    first = (tmp_path / "out" / "lung_areas.csv").read_text()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "segmented 0, skipped 2 already done" in again.stdout
+    for name in ("a", "b"):
+        assert f"note: {tmp_path / 'out' / name}.png: the output exists; skipped (--overwrite redoes it)" in again.stderr
+    assert (tmp_path / "out" / "lung_areas.csv").read_text() == first  # the table still lists both
+    one = runner.invoke(app, ["segment", str(data / "a.png"), str(tmp_path / "out"), "--model", str(models[1])])
+    assert one.exit_code == 0 and one.stderr.strip().endswith(
+        f"note: {tmp_path / 'out' / 'a.png'}: the output exists; skipped (--overwrite redoes it)")

@@ -39,8 +39,8 @@ def enhancer(phantoms, tmp_path_factory):
 @pytest.fixture(scope="module")
 def segmenter(phantoms, tmp_path_factory):
     out = tmp_path_factory.mktemp("seg") / "s.safetensors"
-    result = runner.invoke(app, ["train", "segment", "--images", str(phantoms / "images"), "--masks",
-                                 str(phantoms / "masks"), "--size", "64", "--out", str(out), *TINY])
+    result = runner.invoke(app, ["train", "segment", "--data", str(phantoms), "--size", "64", "--out", str(out),
+                                 *TINY])
     assert result.exit_code == 0, result.output
     return out
 
@@ -81,12 +81,41 @@ def test_train_enhance_usage_errors(args, message, tmp_path):
 
 
 def test_train_segment_needs_masks(tmp_path):
-    (tmp_path / "imgs").mkdir()
-    shutil.copy(SAMPLE / "png/chest_8bit.png", tmp_path / "imgs/a.png")
-    result = runner.invoke(app, ["train", "segment", "--images", str(tmp_path / "imgs"), "--out",
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    shutil.copy(SAMPLE / "png/chest_8bit.png", tmp_path / "set/images/a.png")
+    result = runner.invoke(app, ["train", "segment", "--data", str(tmp_path / "set"), "--out",
                                  str(tmp_path / "s.safetensors"), *TINY])
-    assert result.exit_code in (1, 2) and str(tmp_path / "imgs") in result.stderr
+    assert result.exit_code in (1, 2) and str(tmp_path / "set") in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    missing = runner.invoke(app, ["train", "segment", "--out", str(tmp_path / "s.safetensors"), *TINY])
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: missing option --data")
+
+
+def test_train_segment_data_is_images_and_masks_and_the_old_options_still_work(segmenter, phantoms, tmp_path):
+    info = read_model_info(segmenter)
+    assert len(info.training["train_images"]) + len(info.training["test_images"]) == 6
+    assert "--images" not in runner.invoke(app, ["train", "segment", "--help"], terminal_width=200).stdout
+    out = tmp_path / "old.safetensors"
+    old = runner.invoke(app, ["train", "segment", "--images", str(phantoms / "images"), "--masks",
+                              str(phantoms / "masks"), "--size", "64", "--out", str(out), *TINY])
+    assert old.exit_code == 0, old.output
+    assert read_model_info(out).training["train_images"] == info.training["train_images"]  # the same split
+    both = runner.invoke(app, ["train", "segment", "--data", str(phantoms), "--images", str(phantoms / "images"),
+                               "--out", str(tmp_path / "x.safetensors"), *TINY])
+    assert both.exit_code == 2 and "--images is the old spelling of --data" in both.stderr
+
+
+def test_train_skips_an_existing_model_with_a_note_unless_overwrite(segmenter, phantoms, tmp_path):
+    out = tmp_path / "s.safetensors"
+    shutil.copy(segmenter, out)
+    args = ["train", "segment", "--data", str(phantoms), "--size", "64", "--out", str(out), *TINY]
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr.strip() == f"note: {out}: the model file exists; skipped (--overwrite redoes it)"
+    assert out.read_bytes() == segmenter.read_bytes()
+    redo = runner.invoke(app, [*args, "--overwrite", "--seed", "1"])
+    assert redo.exit_code == 0, redo.output
+    assert out.read_bytes() != segmenter.read_bytes()
 
 
 def test_evaluate_enhance_prints_the_table_and_checks(enhancer, phantoms):

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from medvae.checkpoint import load_model, save_model
 from medvae.data.datasets import TensorBatches
-from medvae.errors import InputError, UsageError
+from medvae.errors import UsageError
 from medvae.losses import gaussian_nll, kl_weight
 from medvae.models import VAEGAN, ConvVAE, ConvVAEConfig, VAEGANConfig
 from medvae.train import TrainConfig, fit
@@ -286,7 +286,8 @@ def test_evaluate_generative_on_a_folder(tmp_path, mixed_folder):
 def test_discriminator_step_is_one_adam_step_on_its_own_loss():
     """The loop's discriminator update equals Adam(beta1 0.5) on discriminator_loss alone: the generator
     step's gradients in the discriminator are cleared first."""
-    from medvae.train.loop import _adam, _discriminator_step, flatten_parameters
+    from medvae.train.loop import _discriminator_step
+    from medvae.train.optim import adam as _adam, flatten_parameters
 
     torch.manual_seed(0)
     model = small(VAEGAN, adv_warmup_epochs=0)
@@ -379,3 +380,29 @@ def test_ssim_on_images_smaller_than_its_window():
 
     x = torch.rand(2, 1, 8, 8)
     torch.testing.assert_close(ssim(x, x), torch.ones(2))
+
+
+# ---------------------------------------------------------------- the command-line grammar
+def test_generate_skips_an_existing_set_with_a_note_and_overwrite_redoes_it(tmp_path):
+    model = tmp_path / "v.safetensors"
+    save_model(model, small(ConvVAE), preprocessing={"size": [16, 16], "axes": "(C, x, y)", "spacing": None})
+    out = tmp_path / "g"
+    first = runner.invoke(app, ["generate", str(model), "--n", "3", "--out", str(out), "--device", "cpu"])
+    assert first.exit_code == 0, first.output
+    before = (out / "sample_0001.png").read_bytes()
+    again = runner.invoke(app, ["generate", str(model), "--n", "3", "--seed", "5", "--out", str(out)])
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr.strip() == f"note: {out}: the image set exists; skipped (--overwrite redoes it)"
+    assert (out / "sample_0001.png").read_bytes() == before
+    # --overwrite redoes the set, and no image of an earlier, larger run is left behind
+    redo = runner.invoke(app, ["generate", str(model), "--n", "2", "--seed", "5", "--out", str(out),
+                               "--overwrite"])
+    assert redo.exit_code == 0, redo.output
+    assert sorted(p.name for p in out.glob("sample_*.png")) == ["sample_0001.png", "sample_0002.png"]
+    assert (out / "sample_0001.png").read_bytes() != before
+
+
+def test_evaluate_generative_has_the_evaluate_options():
+    text = runner.invoke(app, ["evaluate", "generative", "--help"], terminal_width=200).stdout
+    for option in ("--json", "--limit", "--progress", "--no-progress", "--device"):
+        assert option in text, option

@@ -176,8 +176,9 @@ def test_split_is_by_subject(trained, phantoms):
     # every training slice comes from a training subject: the counts add up per subject
     from medvae.data.paired import prepare_subject
     from medvae.tasks.synthesis.train import SynthesisTrainConfig, load_subjects, training_examples
+    from medvae.train.recipe import configure
 
-    config = SynthesisTrainConfig(data=str(phantoms), sources=("t1", "t2"), **{k: v for k, v in TINY.items()})
+    config = configure(SynthesisTrainConfig, data=str(phantoms), sources=("t1", "t2"), **TINY)
     subjects, images = load_subjects(config)
     per = {}
     for s, im in zip(subjects, images):
@@ -202,7 +203,7 @@ def test_output_geometry_equals_input_for_an_oblique_odd_volume(trained, phantom
         data = np.asarray(nib.load(phantoms / "sub-001" / f"{name}.nii.gz").dataobj)[5:78, 9:96, 11:70]
         nib.save(nib.Nifti1Image(data, affine), subject / f"{name}.nii.gz")
     out, std = tmp_path / "cbf.nii.gz", tmp_path / "cbf_std.nii.gz"
-    result = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(subject), "--out", str(out),
+    result = runner.invoke(app, ["synthesize", str(trained.model_path), str(subject), str(out),
                                  "--uncertainty", str(std), "--samples", "4"])
     assert result.exit_code == 0, result.output
     for path in (out, std):
@@ -218,9 +219,10 @@ def test_output_geometry_equals_input_for_an_oblique_odd_volume(trained, phantom
         np.testing.assert_allclose(s.GetOrigin(), lps @ affine[:3, 3], atol=1e-3)
     mean = np.asarray(nib.load(out).dataobj)
     assert np.isfinite(mean).all() and mean.std() > 0
-    # refuses to write over an input, and skips an existing output without --overwrite
-    again = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(subject), "--out", str(out)])
-    assert again.exit_code == 0 and "skipped" in again.output
+    # skips an existing output without --overwrite: a note, exit code 0
+    again = runner.invoke(app, ["synthesize", str(trained.model_path), str(subject), str(out)])
+    assert again.exit_code == 0 and again.stdout == ""
+    assert again.stderr.strip() == f"note: {out}: the output exists; skipped (--overwrite redoes it)"
 
 
 def test_uncertainty_is_nonnegative_and_positive_where_draws_differ(trained, phantoms):
@@ -259,8 +261,7 @@ def test_dicom_series_in_gives_a_derived_synthetic_series_out(tmp_path, phantoms
                             **TINY).model_path
     t1 = read_image(phantoms / "sub-003" / "t1.nii.gz")
     series = write_image(t1, tmp_path / "t1.dcm")  # a DICOM series folder
-    result = runner.invoke(app, ["synthesize", str(model), "--input", str(series), "--out", str(tmp_path / "cbf.dcm"),
-                                 "--samples", "3"])
+    result = runner.invoke(app, ["synthesize", str(model), str(series), str(tmp_path / "cbf.dcm"), "--samples", "3"])
     assert result.exit_code == 0, result.output
     back = read_image(tmp_path / "cbf")
     src = read_image(series)
@@ -281,18 +282,23 @@ def test_folder_of_subjects_in_folder_out(trained, phantoms, tmp_path):
     data = tmp_path / "in"
     shutil.copytree(phantoms, data)
     (data / "sub-001" / "t2.nii.gz").rename(data / "sub-001" / "T2w.nii.gz")  # the first one fails; the rest go on
-    result = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(data), "--out",
-                                 str(tmp_path / "out"), "--samples", "2", "--no-progress"])
+    result = runner.invoke(app, ["synthesize", str(trained.model_path), str(data), str(tmp_path / "out"),
+                                 "--samples", "2", "--no-progress"])
     assert result.exit_code == 1
     assert "synthesised 3" in result.output and "sub-001" in result.output and "'t2'" in result.output
     for name in ("sub-002", "sub-003", "sub-004"):
         assert {p.name for p in (tmp_path / "out" / name).iterdir()} == {"cbf.nii.gz", "cbf_std.nii.gz"}
-    extra = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(data), "--out",
-                                str(tmp_path / "out2"), "--uncertainty", str(tmp_path / "u.nii.gz")])
+    extra = runner.invoke(app, ["synthesize", str(trained.model_path), str(data), str(tmp_path / "out2"),
+                                "--uncertainty", str(tmp_path / "u.nii.gz")])
     assert extra.exit_code == 2 and "--uncertainty" in extra.stderr
-    inside = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(data), "--out",
-                                 str(data / "out")])
+    inside = runner.invoke(app, ["synthesize", str(trained.model_path), str(data), str(data / "out")])
     assert inside.exit_code == 2 and "inside the input folder" in inside.stderr
+    # a second run skips the subjects done (each named in a note) and tries the failed one again
+    again = runner.invoke(app, ["synthesize", str(trained.model_path), str(data), str(tmp_path / "out"),
+                                "--samples", "2", "--no-progress"])
+    assert again.exit_code == 1 and "synthesised 0, skipped 3 already done" in again.stderr
+    for name in ("sub-002", "sub-003", "sub-004"):
+        assert f"note: {tmp_path / 'out' / name / 'cbf.nii.gz'}: the output exists; skipped" in again.stderr
 
 
 def test_synthesize_refuses_other_models_and_bad_outputs(trained, phantoms, tmp_path):
@@ -300,15 +306,32 @@ def test_synthesize_refuses_other_models_and_bad_outputs(trained, phantoms, tmp_
     from medvae.models import ConvVAE, ConvVAEConfig
 
     other = save_model(tmp_path / "vae.safetensors", ConvVAE(ConvVAEConfig()))
-    result = runner.invoke(app, ["synthesize", str(other), "--input", str(phantoms / "sub-001"), "--out",
-                                 str(tmp_path / "x.nii.gz")])
+    result = runner.invoke(app, ["synthesize", str(other), str(phantoms / "sub-001"), str(tmp_path / "x.nii.gz")])
     assert result.exit_code == 2 and "train synthesis" in result.stderr
-    result = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(phantoms / "sub-001"),
-                                 "--out", str(tmp_path / "x.png")])
-    assert result.exit_code == 2 and "--out" in result.stderr
-    result = runner.invoke(app, ["synthesize", str(trained.model_path), "--input",
-                                 str(phantoms / "sub-001" / "t1.nii.gz"), "--out", str(tmp_path / "x.nii.gz")])
+    result = runner.invoke(app, ["synthesize", str(trained.model_path), str(phantoms / "sub-001"),
+                                 str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: OUTPUT {tmp_path / 'x.png'}: ")
+    result = runner.invoke(app, ["synthesize", str(trained.model_path), str(phantoms / "sub-001" / "t1.nii.gz"),
+                                 str(tmp_path / "x.nii.gz")])
     assert result.exit_code == 1 and "t1, t2" in result.stderr  # two sources need a subject folder
+
+
+def test_synthesize_input_and_out_are_hidden_aliases(trained, phantoms, tmp_path):
+    help_text = runner.invoke(app, ["synthesize", "--help"], terminal_width=200).stdout
+    assert "INPUT" in help_text and "OUTPUT" in help_text and "--input" not in help_text and "--out " not in help_text
+    out = tmp_path / "cbf.nii.gz"
+    old = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(phantoms / "sub-002"),
+                              "--out", str(out), "--samples", "2"])
+    assert old.exit_code == 0 and old.stdout.strip() == f"wrote {out}", old.output
+    # an error about the output names what was typed: --out here, OUTPUT for the argument
+    bad = runner.invoke(app, ["synthesize", str(trained.model_path), "--input", str(phantoms / "sub-002"),
+                              "--out", str(tmp_path / "x.png")])
+    assert bad.exit_code == 2 and bad.stderr.startswith(f"error: --out {tmp_path / 'x.png'}: ")
+    both = runner.invoke(app, ["synthesize", str(trained.model_path), str(phantoms / "sub-002"), str(out),
+                               "--input", str(phantoms / "sub-002")])
+    assert both.exit_code == 2 and both.stderr.strip() == "error: --input is the old spelling of INPUT; give INPUT only"
+    missing = runner.invoke(app, ["synthesize", str(trained.model_path), str(phantoms / "sub-002")])
+    assert missing.exit_code == 2 and missing.stderr.strip() == "error: missing argument OUTPUT"
 
 
 # ----------------------------------------------------------------------------- evaluation
