@@ -17,9 +17,13 @@ from medvae.losses import bernoulli_nll, gaussian_kl
 
 
 
-def reparameterize(mu: Tensor, logvar: Tensor) -> Tensor:
-    """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through (any shape)."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through (any shape);
+    ``eps`` from ``generator`` where one is given (repeatable draws), else from torch's global generator."""
+    if generator is None:
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
 
 @dataclass
 class LossOutput:

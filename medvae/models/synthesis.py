@@ -52,6 +52,10 @@ class SynthesisConfig(UNetConfig):
     channels: feature channels per U-Net level; the input is halved ``len(channels) - 1`` times, so
         spatial sizes must be multiples of ``2 ** (len(channels) - 1)``.
     latent_channels: channels of the spatial latent at the bottleneck; 0 makes a deterministic U-Net.
+    global_latent: size of a per-image latent vector beside the spatial one (0: none). It scales and shifts
+        every channel of the last decoder features (FiLM), so one draw moves the whole image together: what
+        the sources cannot show about the whole image, such as a subject-wide perfusion level. Its prior
+        and posterior are Gaussians from the globally pooled bottleneck (prior) and posterior features.
     num_res_units: residual units per block.
     norm: MONAI normalisation name.
     beta: weight of KL(q || p), summed over the latent and divided by the voxel count.
@@ -63,6 +67,7 @@ class SynthesisConfig(UNetConfig):
     """
 
     latent_channels: int = 4
+    global_latent: int = 0
     num_res_units: int = 1
     norm: str = "INSTANCE"
     beta: float = 0.05
@@ -83,6 +88,9 @@ class SynthesisConfig(UNetConfig):
             raise UsageError(f"channels must list at least 2 positive sizes, got {self.channels}", param="channels")
         if self.latent_channels < 0:
             raise UsageError(f"latent_channels must be 0 or more, got {self.latent_channels}", param="latent_channels")
+        if self.global_latent < 0 or (self.global_latent and not self.latent_channels):
+            raise UsageError(f"global_latent must be 0 or more, and needs latent_channels > 0, got "
+                             f"{self.global_latent}", param="global_latent")
         if self.beta < 0 or self.adv_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("beta, adv_weight and adv_warmup_epochs must be 0 or more")
 
@@ -104,6 +112,13 @@ class SynthesisGenerator(nn.Module):
         if zc:
             self.prior = conv1x1(sd, ch[-1], 2 * zc)
             self.posterior = nn.Sequential(*encoder(res, c.in_channels + 1, ch), conv1x1(sd, ch[-1], 2 * zc))
+        if c.global_latent:  # pooled features → (mu, logvar); z → per-channel (scale, shift) of the last features
+            zg = c.global_latent
+            self.global_prior = nn.Linear(ch[-1], 2 * zg)
+            self.global_posterior = nn.Linear(2 * zc, 2 * zg)
+            self.film = nn.Linear(zg, 2 * ch[0])
+            nn.init.zeros_(self.film.weight)  # starts as the plain U-Net
+            nn.init.zeros_(self.film.bias)
 
     def features(self, source: Tensor) -> list[Tensor]:
         """The encoder's features per level; the last is the bottleneck ``(B, channels[-1], *spatial/2**L)``."""
@@ -114,22 +129,42 @@ class SynthesisGenerator(nn.Module):
             feats.append(h)
         return feats
 
-    def prior_params(self, feats: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """``(mu, logvar)`` of p(z | source), each ``(B, latent_channels, *bottleneck)``."""
+    def prior_params(self, feats: list[Tensor]) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(mu, logvar)`` of p(z | source), each ``(B, latent_channels, *bottleneck)``; with a global latent
+        also its ``(mu, logvar)``, each ``(B, global_latent)``."""
         mu, logvar = self.prior(feats[-1]).chunk(2, dim=1)
-        return mu, logvar.clamp(-10, 10)
+        if not self.config.global_latent:
+            return mu, logvar.clamp(-10, 10)
+        mu_g, logvar_g = self.global_prior(_pool(feats[-1])).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 10), mu_g, logvar_g.clamp(-10, 10)
 
-    def posterior_params(self, source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        """``(mu, logvar)`` of q(z | source, target)."""
-        mu, logvar = self.posterior(torch.cat([source, target], dim=1)).chunk(2, dim=1)
-        return mu, logvar.clamp(-10, 10)
+    def posterior_params(self, source: Tensor, target: Tensor) -> tuple[Tensor, ...]:
+        """``(mu, logvar)`` of q(z | source, target) (and of the global latent: see :meth:`prior_params`)."""
+        h = self.posterior(torch.cat([source, target], dim=1))
+        mu, logvar = h.chunk(2, dim=1)
+        if not self.config.global_latent:
+            return mu, logvar.clamp(-10, 10)
+        mu_g, logvar_g = self.global_posterior(_pool(h)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 10), mu_g, logvar_g.clamp(-10, 10)
 
-    def decode(self, feats: list[Tensor], z: Tensor | None) -> Tensor:
-        """``(B, 1 or 2, *spatial)`` from the encoder features and ``z`` (None without a latent): the target's
-        mean, and with ``aleatoric`` the log of the Laplace scale of the residual."""
+    def draw(self, params: tuple[Tensor, ...], generator: torch.Generator | None = None,
+             mean: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """A latent drawn from ``params`` (prior or posterior; their means with ``mean=True``): ``z``, or
+        ``(z, z_global)`` with a global latent."""
+        zs = [mu if mean else reparameterize(mu, logvar, generator) for mu, logvar in zip(params[::2], params[1::2])]
+        return zs[0] if len(zs) == 1 else tuple(zs)
+
+    def decode(self, feats: list[Tensor], z: Tensor | tuple[Tensor, Tensor] | None) -> Tensor:
+        """``(B, 1 or 2, *spatial)`` from the encoder features and ``z`` (None without a latent; ``(z,
+        z_global)`` with a global latent): the target's mean, and with ``aleatoric`` the log of the Laplace
+        scale of the residual."""
+        z, z_global = z if isinstance(z, tuple) else (z, None)
         h = feats[-1] if z is None else self.fuse(torch.cat([feats[-1], z], dim=1))
         for up, merge, skip in zip(self.up, self.merge, reversed(feats[:-1])):
             h = merge(torch.cat([up(h), skip], dim=1))
+        if z_global is not None:
+            scale, shift = self.film(z_global).view(*z_global.shape[:1], 2, -1, *(1,) * (h.ndim - 2)).unbind(1)
+            h = h * (1 + scale) + shift
         if self.config.aleatoric:
             return torch.cat([self.head(h), self.scale_head(h.detach())], dim=1)
         return self.head(h)
@@ -146,12 +181,13 @@ class SynthesisGenerator(nn.Module):
         if not self.config.latent_channels:
             out = self.decode(feats, None)
             return out.unsqueeze(0).expand(n, *out.shape)
-        mu, logvar = self.prior_params(feats)
-        outs = []
-        for _ in range(n):
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-            outs.append(self.decode(feats, mu if mean else mu + eps * torch.exp(0.5 * logvar)))
-        return torch.stack(outs)
+        prior = self.prior_params(feats)
+        return torch.stack([self.decode(feats, self.draw(prior, generator, mean)) for _ in range(n)])
+
+
+def _pool(h: Tensor) -> Tensor:
+    """``(B, C, *spatial)`` → ``(B, C)``: the mean over space."""
+    return h.flatten(2).mean(-1)
 
 
 LOG_SCALE_RANGE = (-7.0, 3.0)
@@ -209,12 +245,14 @@ class SynthesisModel(nn.Module):
         feats = g.features(source)
         terms: dict[str, Tensor] = {}
         if self.config.latent_channels:
-            mu_q, logvar_q = g.posterior_params(source, target)
-            mu_p, logvar_p = g.prior_params(feats)
-            z = reparameterize(mu_q, logvar_q)
-            out = g.decode(feats, z)
-            kl = (gaussian_kl(mu_q, logvar_q, mu_p, logvar_p) / target[0].numel()).mean()
+            q, p = g.posterior_params(source, target), g.prior_params(feats)
+            out = g.decode(feats, g.draw(q))  # a reparameterised draw: gradients reach q
+            kl = (gaussian_kl(q[0], q[1], p[0], p[1]) / target[0].numel()).mean()
             terms["kl"] = kl.detach()
+            if self.config.global_latent:  # per image, not per voxel: its KL is weighed once per image
+                kl_global = gaussian_kl(q[2], q[3], p[2], p[3]).mean() / target[0].numel()
+                kl = kl + kl_global
+                terms["kl_global"] = kl_global.detach()
         else:
             out = g.decode(feats, None)
             kl = out.new_zeros(())

@@ -1,27 +1,31 @@
 """One module per job. Plain functions a notebook can call; the CLI is a thin layer over them.
 
-Importing this package does not import torch or MONAI: each task imports them when it runs.
+``from medvae.tasks import train_segment`` (and every name below) works; each is imported on first use, so
+importing this package, or one task module, loads neither torch, MONAI nor the other tasks.
 """
 
-from medvae.tasks.convert import convert
-from medvae.tasks.demo import MnistDemoConfig, MnistDemoResult, run_mnist_demo
-from medvae.tasks.generative.evaluate import evaluate_generative
-from medvae.tasks.generative.generate import generate
-from medvae.tasks.info import describe, format_description
-from medvae.tasks.cxr.enhance import enhance
-from medvae.tasks.cxr.evaluate_enhance import evaluate_enhance
-from medvae.tasks.cxr.evaluate_segment import evaluate_segment
-from medvae.tasks.phantom import phantom_brain, phantom_cxr
-from medvae.tasks.cxr.segment import segment
-from medvae.tasks.synthesis.evaluate import evaluate_synthesis
-from medvae.tasks.synthesis.synthesize import synthesize
-from medvae.tasks.cxr.train_enhance import EnhanceTrainConfig, train_enhance
-from medvae.tasks.generative.train import GenerativeTrainConfig, train_generative
-from medvae.tasks.cxr.train_segment import SegmentTrainConfig, train_segment
-from medvae.tasks.synthesis.train import SynthesisTrainConfig, train_synthesis
+from __future__ import annotations
 
-__all__ = ["MnistDemoConfig", "MnistDemoResult", "run_mnist_demo", "describe", "format_description", "convert",
-           "GenerativeTrainConfig", "train_generative", "generate", "evaluate_generative",
-           "phantom_brain", "SynthesisTrainConfig", "train_synthesis", "synthesize", "evaluate_synthesis",
-           "phantom_cxr", "EnhanceTrainConfig", "train_enhance", "enhance", "evaluate_enhance",
-           "SegmentTrainConfig", "train_segment", "segment", "evaluate_segment"]
+import importlib
+
+_HOME = {
+    "convert": "convert", "describe": "info", "format_description": "info",
+    "MnistDemoConfig": "demo", "MnistDemoResult": "demo", "run_mnist_demo": "demo",
+    "phantom_brain": "phantom", "phantom_cxr": "phantom",
+    "GenerativeTrainConfig": "generative.train", "train_generative": "generative.train",
+    "generate": "generative.generate", "evaluate_generative": "generative.evaluate",
+    "SynthesisTrainConfig": "synthesis.train", "train_synthesis": "synthesis.train",
+    "synthesize": "synthesis.synthesize", "evaluate_synthesis": "synthesis.evaluate",
+    "EnhanceTrainConfig": "cxr.train_enhance", "train_enhance": "cxr.train_enhance", "enhance": "cxr.enhance",
+    "evaluate_enhance": "cxr.evaluate_enhance", "SegmentTrainConfig": "cxr.train_segment",
+    "train_segment": "cxr.train_segment", "segment": "cxr.segment", "evaluate_segment": "cxr.evaluate_segment",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"medvae.tasks.{_HOME[name]}"), name)
+    raise AttributeError(f"module 'medvae.tasks' has no attribute {name!r}")
+
+
+__all__ = list(_HOME)
