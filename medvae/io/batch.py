@@ -144,14 +144,16 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         progress: show a progress bar.
         single_output: for a single input file, the exact output path (instead of mirroring).
     """
-    from tqdm.auto import tqdm
-
     check_output_location(in_root, out_root)
     if not inputs:
         raise InputError(f"{in_root}: no image files found (looked for DICOM, NIfTI, PNG, TIFF, JPEG, .npy)")
     report = BatchReport()
     claimed: dict[Path, Path] = {}
-    bar = tqdm(inputs, desc=desc, unit="file", disable=not progress or len(inputs) < 2, leave=False)
+    bar = inputs
+    if progress and len(inputs) > 1:  # tqdm (and the asyncio it brings) only where a bar is shown
+        from tqdm.auto import tqdm
+
+        bar = tqdm(inputs, desc=desc, unit="file", leave=False)
     pending: list[tuple[Path, Path, Future]] = []
 
     def settle(keep: int) -> None:  # wait for the oldest unfinished outputs (see ``process`` above)

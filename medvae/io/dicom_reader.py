@@ -1,7 +1,8 @@
-"""MONAI's ``PydicomReader`` with the intensity and geometry rules a radiology tool needs.
+"""The DICOM reader: pydicom, with the intensity and geometry rules a radiology tool needs.
 
-MONAI's reader (used through ``LoadImage``) gives the affine, the column-major axis order that matches
-NIfTI and the other MONAI readers, and rescale slope/intercept. This subclass adds what it leaves out:
+It gives what MONAI's ``PydicomReader`` gave (through ``LoadImage``), value for value, without importing
+MONAI or torch: the affine (LPS converted to RAS), the column-major axis order that matches NIfTI and the
+other readers, and the same metadata keys. On top of that:
 
 * series slices are ordered by ``ImagePositionPatient`` along the slice normal (MONAI sorts by
   ``InstanceNumber``, which scanners do not promise to keep in spatial order), and a series with
@@ -13,7 +14,8 @@ NIfTI and the other MONAI readers, and rescale slope/intercept. This subclass ad
 * images without patient geometry (a CR has PixelSpacing or ImagerPixelSpacing but no position) keep
   their pixel spacing instead of falling back to 1 mm.
 
-Facts the generic metadata has no place for (notes, the window, the possible value range, bits) are
+Pixel data is decoded by pydicom's own decoders (MONAI's reader used them too: it adds no decoder of its
+own). Facts the generic metadata has no place for (notes, the window, the possible value range, bits) are
 collected in :attr:`MedvaeDicomReader.facts` for :func:`medvae.io.images.read_image`.
 """
 
@@ -23,10 +25,15 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from monai.data import PydicomReader
-from monai.utils import MetaKeys
 
 from medvae.errors import InputError, first_line
+
+AFFINE, ORIGINAL_AFFINE, SPATIAL_SHAPE = "affine", "original_affine", "spatial_shape"  # MONAI's MetaKeys
+#: the DICOM JSON keys MONAI's pruned metadata kept that the geometry uses: ImageOrientationPatient,
+#: ImagePositionPatient, PixelSpacing
+GEOMETRY_TAGS = (0x00200037, 0x00200032, 0x00280030)
+#: (row, column) swap applied to the affine along with the array's first two axes (``swap_ij``)
+SWAP_IJ = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
 
 #: BT.601 luma weights, the usual grayscale for RGB medical images (what PIL's convert("L") uses)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -115,14 +122,82 @@ def _first(value) -> float:
         return float(value)
 
 
-class MedvaeDicomReader(PydicomReader):
-    """``PydicomReader`` that applies the Modality LUT, inverts MONOCHROME1 and sorts slices by position.
+def _geometry_json(ds) -> dict:
+    """The geometry attributes of ``ds`` in the DICOM JSON model, as MONAI's pruned metadata held them
+    (``ds.to_json_dict(suppress_invalid_tags=True)``, kept to these keys): a value pydicom cannot read
+    strictly is left out, as MONAI left it out. Only these few elements are converted, not the whole file
+    (which base64-encoded the pixel data)."""
+    from pydicom import config
 
-    Returns arrays of shape ``(columns, rows[, slices])`` like MONAI's other readers.
+    meta = {}
+    with config.strict_reading():
+        for tag in GEOMETRY_TAGS:
+            if tag in ds:
+                try:
+                    meta[f"{tag:08X}"] = ds[tag].to_json_dict(bulk_data_element_handler=None,
+                                                                bulk_data_threshold=1024)
+                except Exception:  # as Dataset.to_json_dict(suppress_invalid_tags=True): drop the tag
+                    pass
+    return meta
+
+
+def _raise_if_not_finite(values, tag: str) -> None:  # MONAI's words, so that errors read as they did
+    if not np.isfinite(tuple(values)).all():
+        raise ValueError(f"PydicomReader: cannot derive affine matrix because DICOM tag {tag} "
+                         f"has a non-finite value: {values}.")
+
+
+def _affine(metadata: dict) -> np.ndarray:
+    """The RAS affine of (rows, columns[, slices]) indices, as MONAI's ``PydicomReader._get_affine`` builds it
+    (identity when the position or orientation is missing; the slice step from the last slice's position)."""
+    affine = np.eye(4)
+    if not ("00200037" in metadata and "00200032" in metadata):
+        return affine
+    rx, ry, rz, cx, cy, cz = metadata["00200037"]["Value"]
+    _raise_if_not_finite((rx, ry, rz, cx, cy, cz), "ImageOrientationPatient (0020,0037)")
+    sx, sy, sz = metadata["00200032"]["Value"]
+    _raise_if_not_finite((sx, sy, sz), "ImagePositionPatient (0020,0032)")
+    spacing = metadata["00280030"]["Value"] if "00280030" in metadata else (1.0, 1.0)
+    _raise_if_not_finite(tuple(spacing), "PixelSpacing (0028,0030)")
+    dr, dc = metadata.get("spacing", spacing)[:2]
+    _raise_if_not_finite((dr, dc), "spacing")
+    affine[0, 0] = cx * dr
+    affine[0, 1] = rx * dc
+    affine[0, 3] = sx
+    affine[1, 0] = cy * dr
+    affine[1, 1] = ry * dc
+    affine[1, 3] = sy
+    affine[2, 0] = cz * dr
+    affine[2, 1] = rz * dc
+    affine[2, 2] = 1.0
+    affine[2, 3] = sz
+    if "lastImagePositionPatient" in metadata:
+        t1n, t2n, t3n = metadata["lastImagePositionPatient"]
+        _raise_if_not_finite((t1n, t2n, t3n), "lastImagePositionPatient")
+        n = metadata[SPATIAL_SHAPE][-1]
+        if n > 1:
+            affine[0, 2] = (t1n - sx) / (n - 1)
+            affine[1, 2] = (t2n - sy) / (n - 1)
+            affine[2, 2] = (t3n - sz) / (n - 1)
+    if not np.isfinite(affine).all():
+        raise ValueError("PydicomReader: affine matrix not finite after composition.")
+    return np.diag([-1, -1, 1, 1]).astype(affine.dtype) @ affine  # LPS to RAS
+
+
+class MedvaeDicomReader:
+    """Reads a DICOM file or one series: applies the Modality LUT, inverts MONOCHROME1, sorts slices by position.
+
+    Used as MONAI's readers are (``reader.get_data(reader.read(files))``); returns arrays of shape
+    ``(columns, rows[, slices])`` like the other readers, and metadata whose ``"affine"`` maps them to RAS.
+
+    Args:
+        kwargs: passed to ``pydicom.dcmread`` (``force=True``, for files sniffed as DICOM already).
     """
 
     def __init__(self, **kwargs):
-        super().__init__(swap_ij=True, affine_lps_to_ras=True, prune_metadata=True, fname_regex=None, **kwargs)
+        self.kwargs = kwargs
+        self.filenames: list = []
+        self.has_series = False
         self.facts = DicomFacts()
 
     def read(self, data, **kwargs):
@@ -135,14 +210,31 @@ class MedvaeDicomReader(PydicomReader):
             names = [str(f) for f in data]
             self.filenames, self.has_series = [names], True
             return [pydicom.dcmread(f, **{**self.kwargs, **kwargs}) for f in names]
+        name = str(data[0] if isinstance(data, (list, tuple)) else data)
+        self.filenames, self.has_series = [name], False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return super().read(data[0] if isinstance(data, (list, tuple)) else data, **kwargs)
+            return pydicom.dcmread(name, **{**self.kwargs, **kwargs})
 
     def get_data(self, data):
-        with warnings.catch_warnings():  # MONAI warns about a missing position; we handle that ourselves
+        """``(array, meta)``: the pixels ``(columns, rows[, slices])`` and metadata with ``"affine"``,
+        ``"original_affine"``, ``"spatial_shape"`` and, where the file says nothing of its size,
+        ``"spacing_known"``."""
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            array, meta = super().get_data(data)
+            if self.has_series:
+                array, meta = self._combine_dicom_series(data, self.filenames[0])
+            else:
+                array = self._get_array_data(data, self.filenames[0])
+                meta = self._get_meta_dict(data)
+                meta[SPATIAL_SHAPE] = array.shape
+            array = np.ascontiguousarray(np.swapaxes(array, 0, 1))
+            affine = _affine(meta) @ SWAP_IJ
+            shape = list(meta[SPATIAL_SHAPE])
+            shape[0], shape[1] = shape[1], shape[0]
+            meta[SPATIAL_SHAPE] = tuple(shape)
+            meta[ORIGINAL_AFFINE] = affine
+            meta[AFFINE] = affine.copy()
         if not isinstance(data, list) and "00200032" not in meta:
             self._set_plain_spacing(data, meta)
         elif not isinstance(data, list) and "lastImagePositionPatient" not in meta and "00200037" in meta:
@@ -171,7 +263,7 @@ class MedvaeDicomReader(PydicomReader):
         if "ImagePositionPatient" in datasets[-1][0] and "00200037" in meta:
             meta["lastImagePositionPatient"] = np.asarray(datasets[-1][0].ImagePositionPatient, float)
         stacked = np.stack(arrays, axis=-1)
-        meta[MetaKeys.SPATIAL_SHAPE] = stacked.shape
+        meta[SPATIAL_SHAPE] = stacked.shape
         return stacked, meta
 
     def _order_by_position(self, datasets, filenames, orientation):
@@ -288,8 +380,9 @@ class MedvaeDicomReader(PydicomReader):
 
     # ----------------------------------------------------------------- geometry
     def _get_meta_dict(self, img) -> dict:
-        """Pruned metadata, with the plane geometry of enhanced multi-frame files and the last frame's position."""
-        meta = super()._get_meta_dict(img)
+        """The geometry attributes, with the plane geometry of enhanced multi-frame files and the last frame's
+        position."""
+        meta = _geometry_json(img)
         frames = int(getattr(img, "NumberOfFrames", 1) or 1)
         shared = _item(img, "SharedFunctionalGroupsSequence")
         per_frame = getattr(img, "PerFrameFunctionalGroupsSequence", None)
@@ -324,7 +417,7 @@ class MedvaeDicomReader(PydicomReader):
             names = names[::-1]
         step = next((abs(float(getattr(ds, n))) for n in names if getattr(ds, n, None)), 1.0) or 1.0
         normal_ras = np.cross(iop[:3], iop[3:]) * np.array([-1.0, -1.0, 1.0])
-        for key in (MetaKeys.AFFINE, MetaKeys.ORIGINAL_AFFINE):
+        for key in (AFFINE, ORIGINAL_AFFINE):
             affine = np.array(meta[key], dtype=float)
             affine[:3, 2] = normal_ras * step
             meta[key] = affine
@@ -341,7 +434,7 @@ class MedvaeDicomReader(PydicomReader):
         if spacing is not None:
             row_spacing, col_spacing = float(spacing[0]), float(spacing[1])
             affine[0, 0], affine[1, 1] = col_spacing, row_spacing  # axis 0 runs along a row: column spacing
-        meta[MetaKeys.AFFINE] = affine
-        meta[MetaKeys.ORIGINAL_AFFINE] = affine.copy()
-        meta["spacing"] = np.diag(affine)[: len(meta[MetaKeys.SPATIAL_SHAPE])]
+        meta[AFFINE] = affine
+        meta[ORIGINAL_AFFINE] = affine.copy()
+        meta["spacing"] = np.diag(affine)[: len(meta[SPATIAL_SHAPE])]
         meta["spacing_known"] = spacing is not None

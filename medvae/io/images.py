@@ -2,7 +2,7 @@
 
 The one place the rest of medvae imports image I/O from; the code lives in four modules and is gathered
 here: :class:`~medvae.io.image.Image` (the record), :mod:`medvae.io.formats` (suffixes and sniffing),
-:mod:`medvae.io.reading` (:func:`read_image`, through MONAI's readers) and :mod:`medvae.io.writing`
+:mod:`medvae.io.reading` (:func:`read_image`, with pydicom, nibabel, Pillow and numpy) and :mod:`medvae.io.writing`
 (:func:`write_image`). Every image comes out in MONAI's convention, the one NIfTI uses too, with the
 dtype of the file:
 

@@ -1,11 +1,12 @@
 """Reading images: :func:`read_image` for a DICOM file or series folder, NIfTI, PNG/TIFF/JPEG and .npy.
 
-Reading goes through MONAI's image readers (``MedvaeDicomReader``, ``NibabelReader``, ``PILReader``,
-``NumpyReader``), called the way ``LoadImage`` calls them (``read`` then ``get_data``) but without its
-conversion to a torch tensor, which would widen uint16 to int32, so every :class:`~medvae.io.image.Image`
-comes out in MONAI's axis order with the dtype of the file. Intensities mean what they say (DICOM rescale
-applied, MONOCHROME1 inverted); the affine is nibabel's own for NIfTI; ``.npy`` files, which hold numpy's
-image order ``(rows, columns)``, are transposed. Every failure is one line of
+Reading uses pydicom (through :class:`~medvae.io.dicom_reader.MedvaeDicomReader`), nibabel, Pillow and
+numpy directly, and gives what MONAI's image readers gave when ``LoadImage`` called them (``read`` then
+``get_data``) but without its conversion to a torch tensor, which would widen uint16 to int32: every
+:class:`~medvae.io.image.Image` comes out in MONAI's axis order with the dtype of the file. Neither torch nor
+MONAI is imported, so ``medvae info`` and ``medvae convert`` start at once. Intensities mean what they say
+(DICOM rescale applied, MONOCHROME1 inverted); the affine is nibabel's own for NIfTI; ``.npy`` files, which
+hold numpy's image order ``(rows, columns)``, are transposed. Every failure is one line of
 :class:`~medvae.errors.InputError`.
 """
 
@@ -23,7 +24,8 @@ from medvae.io.formats import check_readable, sniff_format
 from medvae.io.image import Image
 
 # MONAI says, when it loads and on every DICOM read, that its optional GPU decoder (nvImageCodec) is
-# missing. On a CPU that is not news to users, so those two messages are silenced.
+# missing. On a CPU that is not news to users, so those two messages are silenced (for the commands that
+# import MONAI to run a model; reading itself does not).
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
 
@@ -121,23 +123,26 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
 
 def _read_nifti(path: Path) -> Image:
     import nibabel as nib
-    from monai.data import NibabelReader
 
-    array, _ = _load(NibabelReader(), path)
-    if array.ndim > 3:
-        raise InputError(f"{path}: a {array.ndim}-D NIfTI {tuple(array.shape)} is not supported; "
-                         "split it into 3-D volumes (for example with fslsplit)")
-    # nibabel's own affine (sform, else qform): MONAI's may be "corrected" from pixdim, which loses shears
-    # and trusts stale pixdims
     img = nib.load(str(path))
+    if len(img.shape) > 3:  # before reading the voxels: a 4-D series can be large
+        raise InputError(f"{path}: a {len(img.shape)}-D NIfTI {tuple(img.shape)} is not supported; "
+                         "split it into 3-D volumes (for example with fslsplit)")
+    # the voxels as stored (scaled by scl_slope/scl_inter), in the file's axis order, as MONAI's NibabelReader
+    # gave them; the affine is nibabel's own (sform, else qform): MONAI's may be "corrected" from pixdim,
+    # which loses shears and trusts stale pixdims
+    array = np.asarray(np.asanyarray(img.dataobj))
     return Image(array=array, affine=np.asarray(img.affine, dtype=np.float64), format="nifti",
                  path=path, spacing_known=True, nifti_header=img.header)
 
 
 def _read_npy(path: Path) -> Image:
-    from monai.data import NumpyReader
-
-    array, _ = _load(NumpyReader(), path)
+    try:
+        array = np.asarray(np.load(str(path), allow_pickle=False))
+    except ValueError as e:  # the message medvae gave when it read .npy through MONAI's NumpyReader
+        raise ValueError("MONAI default value for argument `allow_pickle` of `np.load` changed to `False`, "
+                         "explicitly pass `allow_pickle=True` as a constructor argument to NumpyReader "
+                         "to enable pickle loading.") from e
     if array.ndim not in (2, 3) or array.dtype.kind not in "biuf":
         raise InputError(f"{path}: expected a 2-D or 3-D numeric array, got shape {array.shape} "
                          f"of {array.dtype}")
@@ -147,7 +152,6 @@ def _read_npy(path: Path) -> Image:
 
 
 def _read_pil(path: Path, fmt: str) -> Image:
-    from monai.data import PILReader
     from PIL import Image as PILImage
 
     notes: list[str] = []
@@ -165,7 +169,8 @@ def _read_pil(path: Path, fmt: str) -> Image:
             return img.convert("L")
         return img
 
-    array, _ = _load(PILReader(converter=to_gray), path)
+    with PILImage.open(str(path)) as img:  # (columns, rows): PIL's rows first, swapped like MONAI's PILReader
+        array = np.asarray(np.moveaxis(np.asarray(to_gray(img)), 0, 1))
     lo, hi = (int(array.min()), int(array.max())) if array.size and array.dtype.kind in "iub" else (0, 0)
     if array.dtype.kind == "f":
         bits = None  # a float TIFF: values as they are
