@@ -24,14 +24,24 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def run_task(fn: Callable[..., T], *args, **kwargs) -> T:
+_UNSET = object()
+
+
+def run_task(fn: Callable[..., T], *args, threads=_UNSET, **kwargs) -> T:
     """Call a library function; its errors become one line on stderr and an exit code (a traceback with --debug).
+
+    ``threads`` (a command's ``--threads``; None: the default) sizes torch's CPU threads first
+    (:func:`medvae.train.device.set_threads`): every command that runs a model passes it.
 
     :class:`medvae.errors.OutputExists` (the output is there and ``--overwrite`` was not given) is one line
     ``note: ...`` on stderr and exit code 0, with or without --debug."""
     from medvae.errors import MedvaeError, OutputExists, UsageError, first_line
 
     try:
+        if threads is not _UNSET:
+            from medvae.train.device import set_threads
+
+            set_threads(threads)
         return fn(*args, **kwargs)
     except OutputExists as e:  # not a failure: nothing was redone, and the note says how to redo it
         typer.echo(f"note: {first_line(e)}", err=True)

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, hidden
+from medvae.errors import count
+from medvae_cli._options import (DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads,
+                                 hidden)
 from medvae_cli._run import fail, parse_floats, parse_ints, parse_kinds, report_batch, run_task
 
 
@@ -26,6 +28,7 @@ def enhance(
     = 1024,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles.")] = 64,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     check: Annotated[bool, typer.Option(help="Say which inputs do not look like frontal chest films (a note per "
                                              "file, and chest_check.csv for a folder).")] = True,
     checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
@@ -41,8 +44,8 @@ def enhance(
 
     options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device, check=check,
                              checker=checker)
-    report_batch(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress),
-                 "enhanced")
+    report_batch(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress,
+                 threads=threads), "enhanced")
 
 
 def segment(
@@ -58,6 +61,7 @@ def segment(
     format: Annotated[str, typer.Option("--format", help="Mask format: png (0/255), nii (1 right, 2 left lung) "
                                                          "or dcm (DICOM SEG; DICOM inputs).")] = "png",
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -67,7 +71,7 @@ def segment(
     from medvae.tasks.cxr.segment import segment as run
 
     report, csv_path = run_task(run, input, output, model=model, enhance=enhance, enhancer=enhancer, fmt=format,
-                                overwrite=overwrite, progress=progress, device=device)
+                                overwrite=overwrite, progress=progress, device=device, threads=threads)
     typer.echo(f"lung areas: {csv_path}")
     report_batch(report, "segmented")
 
@@ -103,6 +107,7 @@ def train_enhance(
     = Path("medvae-enhancer.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     amp: Amp = True,
     resume: Resume = False,
     overwrite: Overwrite = False,
@@ -118,13 +123,13 @@ def train_enhance(
         channels=parse_ints("--channels", channels), latent_channels=latent_channels, norm=norm, beta=beta,
         epochs=epochs, batch_size=batch_size, lr=lr, clean_fraction=clean_fraction, patients=patients,
         lr_schedule=lr_schedule, attribution=attribution, test_fraction=test_fraction, seed=seed, device=device,
-        amp=amp, resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress)
+        amp=amp, resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
     if result is None:
         return
     r = result.record
     val = f": validation loss {r['val_loss'][-1]:.4f}" if r.get("val_loss") else ""
-    typer.echo(f"trained the enhancer on {len(result.train_images)} images ({len(result.test_images)} held out) "
-               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s{val}")
+    typer.echo(f"trained the enhancer on {count(len(result.train_images), 'image')} ({len(result.test_images)} "
+               f"held out) for {count(r['epochs'], 'epoch')} in {r['train_seconds']:.1f} s{val}")
     typer.echo(f"wrote {result.model_path}")
 
 
@@ -161,6 +166,7 @@ def train_segment(
     = Path("medvae-segmenter.safetensors"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     amp: Amp = True,
     resume: Resume = False,
     overwrite: Overwrite = False,
@@ -185,13 +191,13 @@ def train_segment(
         batch_size=batch_size, lr=lr, test_fraction=test_fraction, patients=patients, folds=folds, fold=fold,
         mask_convention=mask_convention, lr_schedule=lr_schedule, calibrate=calibrate,
         calibrate_holdout=calibrate_holdout, calibrate_films=calibrate_films, seed=seed, device=device, amp=amp,
-        resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress)
+        resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
     if result is None:
         return
     r = result.record
     val = f": held-out loss {r['val_loss'][-1]:.4f}" if r["val_loss"] else ""
-    typer.echo(f"trained the segmenter on {len(result.train_images)} images ({len(result.test_images)} held out) "
-               f"for {r['epochs']} epochs in {r['train_seconds']:.1f} s{val}")
+    typer.echo(f"trained the segmenter on {count(len(result.train_images), 'image')} ({len(result.test_images)} "
+               f"held out) for {count(r['epochs'], 'epoch')} in {r['train_seconds']:.1f} s{val}")
     typer.echo(f"wrote {result.model_path}")
 
 
@@ -211,6 +217,7 @@ def evaluate_enhance(
     seed: Annotated[int, typer.Option(help="Seed of the degradations.")] = 0,
     as_json: Json = False,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     progress: Progress = True,
 ) -> None:
     """PSNR/SSIM of degraded and enhanced films beside tuned non-local means, TV, Gaussian, median and CLAHE."""
@@ -218,7 +225,7 @@ def evaluate_enhance(
 
     result = run_task(evaluate_enhance, model, data, kinds=parse_kinds(kinds),
                       severities=parse_floats("--severities", severities), seed=seed, size=size, tune=tune,
-                      limit=limit, progress=progress, device=device)
+                      limit=limit, progress=progress, device=device, threads=threads)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_enhance(result))
 
 
@@ -240,6 +247,7 @@ def evaluate_segment(
     limit: Annotated[Optional[int], typer.Option(help="Use at most N images.")] = None,
     as_json: Json = False,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     progress: Progress = True,
 ) -> None:
     """Dice and HD95 on clean, degraded and enhanced radiographs, per fold and overall."""
@@ -248,7 +256,7 @@ def evaluate_segment(
     chosen = () if kinds is not None and kinds.strip().lower() == "none" else parse_kinds(kinds)
     result = run_task(evaluate_segment, model, data, masks, enhancer=enhancer, kinds=chosen,
                       severities=parse_floats("--severities", severities), seed=seed, size=size,
-                      classical=classical, limit=limit, progress=progress, device=device)
+                      classical=classical, limit=limit, progress=progress, device=device, threads=threads)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_segment(result))
 
 
@@ -263,11 +271,13 @@ def evaluate_chest_check(
     limit: Annotated[Optional[int], typer.Option(help="At most N chest films per folder.")] = None,
     as_json: Json = False,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     progress: Progress = True,
 ) -> None:
     """False alarms on unseen chest films and detections on other images of the 'not a chest film' check."""
     from medvae.tasks.cxr.evaluate_chest_check import evaluate_chest_check, format_check
 
-    result = run_task(evaluate_chest_check, model, chest, other, limit=limit, progress=progress, device=device)
+    result = run_task(evaluate_chest_check, model, chest, other, limit=limit, progress=progress, device=device,
+                      threads=threads)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_check(result))
 

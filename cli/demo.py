@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import DEFAULT_DEVICE, Device, Overwrite, Progress
+from medvae.errors import count
+from medvae_cli._options import DEFAULT_DEVICE, Device, Overwrite, Progress, Threads
 from medvae_cli._run import parse_floats, parse_ints, run_task
 
 app = typer.Typer(help="Reference examples that show how a VAE works.", no_args_is_help=True)
@@ -33,6 +34,7 @@ def mnist(
     nll_images: Annotated[Optional[int], typer.Option(help="Test images for the NLL estimate (default all).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     amp: Annotated[bool, typer.Option(help="Mixed precision: bf16/fp16 on CUDA; bf16 for the MLP's big matmuls "
                                       "on CPUs with native bf16.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue from the training state in --out.")] = False,
@@ -47,18 +49,20 @@ def mnist(
         run_mnist_demo, out=out, data=data, download=download, model=model, hidden=parse_ints("--hidden", hidden),
         latent_dim=latent_dim, epochs=epochs, batch_size=batch_size, lr=lr, point=parse_floats("--point", point, 2),
         grid_size=grid_size, grid_range=grid_range, nll_k=nll_k, nll_images=nll_images, seed=seed, device=device,
-        amp=amp, resume=resume, overwrite=overwrite, limit=limit, progress=progress,
+        amp=amp, resume=resume, overwrite=overwrite, limit=limit, progress=progress, threads=threads,
     )
     if result is None:  # a non-zero rank of a torchrun job: rank 0 reports
         return
     m, t = result.metrics, result.metrics["test"]
     typer.echo(
-        f"trained {m['model']} on {m['train_images']} images ({m['data']}) for {m['epochs']} epochs: "
+        f"trained {m['model']} on {count(m['train_images'], 'image')} ({m['data']}) for "
+        f"{count(m['epochs'], 'epoch')}: "
         f"{m['train_seconds']:.1f} s, {m['samples_per_second']:,.0f} images/s on {m['device']}"
     )
     typer.echo(
-        f"test ({m['test_images']} images): -ELBO {t['neg_elbo']:.2f} nats (reconstruction {t['recon']:.2f} + "
+        f"test ({count(m['test_images'], 'image')}): -ELBO {t['neg_elbo']:.2f} nats (reconstruction "
+        f"{t['recon']:.2f} + "
         f"KL {t['kl']:.2f}); NLL ~ {t['nll_importance_sampled']:.2f} nats "
-        f"(k={t['nll_k']}, {t['nll_images']} images)"
+        f"(k={t['nll_k']}, {count(t['nll_images'], 'image')})"
     )
     typer.echo(f"wrote {', '.join(p.name for p in result.files.values())} to {result.out}")

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard
+from medvae.errors import count
+from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads
 from medvae_cli._run import parse_ints, run_task
 
 DOCS = {
@@ -43,6 +44,7 @@ def train_command(kind: str):
                                                          "and the training state go beside it.")] = None,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
         device: Device = DEFAULT_DEVICE,
+        threads: Threads = None,
         amp: Amp = True,
         resume: Resume = False,
         overwrite: Overwrite = False,
@@ -53,7 +55,8 @@ def train_command(kind: str):
 
         if kind == "vaegan" and 0 < adv_warmup and epochs <= adv_warmup:
             typer.echo(f"note: with --adv-warmup {adv_warmup} the adversarial terms are off for the first epoch "
-                       f"and reach full weight after epoch {adv_warmup}; {epochs} epochs train mostly a plain VAE",
+                       f"and reach full weight after epoch {adv_warmup}; {count(epochs, 'epoch')} "
+                       f"{'trains' if epochs == 1 else 'train'} mostly a plain VAE",
                        err=True)
         result = run_task(
             train_generative, kind=kind, data=data, out=out or Path(f"medvae-{kind}.safetensors"), size=size,
@@ -62,14 +65,15 @@ def train_command(kind: str):
             likelihood=likelihood, adv_weight=adv_weight, feature_weight=feature_weight, adv_warmup=adv_warmup,
             epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, normalize=normalize,
             limit=limit, seed=seed, device=device, amp=amp, resume=resume, overwrite=overwrite,
-            tensorboard=tensorboard, progress=progress,
+            tensorboard=tensorboard, progress=progress, threads=threads,
         )
         if result is None:
             return
         r = result.record
         for path, reason in result.skipped:
             typer.echo(f"note: skipped {path}: {reason}", err=True)
-        typer.echo(f"trained {kind} on {result.n_train} images ({result.n_val} held out) for {r['epochs']} epochs "
+        typer.echo(f"trained {kind} on {count(result.n_train, 'image')} ({result.n_val} held out) for "
+                   f"{count(r['epochs'], 'epoch')} "
                    f"in {r['train_seconds']:.1f} s: validation loss {r['val_loss'][-1]:.2f}")
         stem = result.model_path.with_suffix("")
         typer.echo(f"wrote {result.model_path}, {stem}.recon.png, {stem}.samples.png")
@@ -92,6 +96,7 @@ def generate(
                                                                            "interpolate between.")] = None,
     steps: Annotated[int, typer.Option(help="Points on the interpolation path.")] = 8,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate images: draws from the prior, a latent grid, or an interpolation; plus a contact sheet.
@@ -102,8 +107,8 @@ def generate(
 
     result = run_task(run, model, out, n=n, fmt=format, seed=seed, grid=grid, grid_size=grid_size,
                       grid_range=grid_range, interpolate=tuple(interpolate) if interpolate else None, steps=steps,
-                      device=device, overwrite=overwrite)
-    typer.echo(f"wrote {len(result.files)} images and {result.contact_sheet.name} to {out}")
+                      device=device, overwrite=overwrite, threads=threads)
+    typer.echo(f"wrote {count(len(result.files), 'image')} and {result.contact_sheet.name} to {out}")
 
 
 def evaluate_generative(
@@ -115,12 +120,13 @@ def evaluate_generative(
     limit: Annotated[Optional[int], typer.Option(help="Use at most N held-out images.")] = None,
     as_json: Json = False,
     device: Device = DEFAULT_DEVICE,
+    threads: Threads = None,
     progress: Progress = True,
 ) -> None:
     """Reconstruction PSNR/SSIM, -ELBO, sample sharpness and (MNIST) a Fréchet distance."""
     from medvae.tasks.generative.evaluate import evaluate_generative, format_report
 
     result = run_task(evaluate_generative, model, data, n_samples=samples, seed=seed, limit=limit, device=device,
-                      progress=progress)
+                      progress=progress, threads=threads)
     typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 

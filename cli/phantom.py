@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from medvae_cli._options import Overwrite, Progress, hidden
+from medvae.errors import count
 from medvae_cli._run import one_of, run_task
 
 app = typer.Typer(help="Make sample data with ground truth.", no_args_is_help=True)
@@ -58,4 +59,5 @@ def cxr(
     from medvae.tasks.phantom import phantom_cxr
 
     files = run_task(phantom_cxr, n, out, size=size, seed=seed, fmt=format, overwrite=overwrite, progress=progress)
-    typer.echo(f"wrote {len(files)} chest phantoms to {out / 'images'} and their lung masks to {out / 'masks'}")
+    typer.echo(f"wrote {count(len(files), 'chest phantom')} to {out / 'images'} and their lung masks to "
+               f"{out / 'masks'}")

@@ -77,3 +77,9 @@ class OutputExists(MedvaeError):
     def __init__(self, path, what: str = "output") -> None:
         super().__init__(f"{path}: the {what} exists; skipped (--overwrite redoes it)")
         self.path = path
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, pluralised as English does: ``count(1, "epoch")`` is "1 epoch", ``count(2, "epoch")``
+    "2 epochs" (``plural`` for irregular nouns). For every message that counts things."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"

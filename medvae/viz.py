@@ -64,14 +64,14 @@ def manifold(images: np.ndarray, extent: tuple[float, float], path: str | os.Pat
     _save(fig, path)
 
 
-def loss_curve(train: Sequence[float], test: Sequence[float], path: str | os.PathLike, ylabel: str = "loss") -> None:
-    """Train and test loss per epoch."""
+def loss_curve(train: Sequence[float], val: Sequence[float], path: str | os.PathLike, ylabel: str = "loss") -> None:
+    """Train and validation (held-out) loss per epoch, labelled as the epoch lines name them (train, val)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = np.arange(1, len(train) + 1)
     ax.plot(epochs, train, marker="o", label="train")
-    if len(test):
-        ax.plot(epochs[: len(test)], test, marker="o", label="test")
+    if len(val):
+        ax.plot(epochs[: len(val)], val, marker="o", label="val")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

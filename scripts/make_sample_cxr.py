@@ -76,6 +76,7 @@ def main() -> int:
             writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
+        tmp.chmod(0o755)  # mkdtemp makes it private
         if ROOT.exists():
             shutil.rmtree(ROOT)
         tmp.rename(ROOT)

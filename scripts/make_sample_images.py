@@ -1,7 +1,8 @@
 """Make sample_data/dicom, sample_data/nifti and sample_data/png from real files, made small.
 
 Run once (``python scripts/make_sample_images.py``; needs ``pip install pydicom-data nilearn``); the
-outputs are committed. Sources:
+outputs are committed. Everything is written to a temporary folder first and swapped in at the end, so a
+failure leaves sample_data/ as it was; missing packages are reported before any file is touched. Sources:
 
 * ``pydicom-data`` (MIT): ``RG1_UNCR.dcm`` (a real PA chest CR, MONOCHROME1, 15 bits) and ``RG3_UNCR.dcm``
   (a real extremity CR, MONOCHROME1, 10 bits), each reduced 8x by block averaging. The header is kept
@@ -15,13 +16,14 @@ outputs are committed. Sources:
   PNG of its own 10-bit values.
 """
 
-from pathlib import Path
-import shutil
+from __future__ import annotations
 
-import numpy as np
-import pydicom
-from pydicom.uid import JPEG2000Lossless
-from skimage.transform import downscale_local_mean
+import argparse
+import importlib.util
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -32,7 +34,11 @@ def pydicom_data(name: str) -> Path:
     return Path(data_store.__file__).parent / "data" / name
 
 
-def reduced_cr(name: str, factor: int = 8) -> pydicom.Dataset:
+def reduced_cr(name: str, factor: int = 8):
+    import numpy as np
+    import pydicom
+    from skimage.transform import downscale_local_mean
+
     ds = pydicom.dcmread(pydicom_data(name))
     pixels = ds.pixel_array.astype(np.float64)
     rows, cols = (n // factor * factor for n in pixels.shape)
@@ -43,13 +49,46 @@ def reduced_cr(name: str, factor: int = 8) -> pydicom.Dataset:
     return ds
 
 
-def main() -> None:
+NEEDS = {"pydicom": "pydicom", "data_store": "pydicom-data", "nibabel": "nibabel", "nilearn": "nilearn",
+         "skimage": "scikit-image", "numpy": "numpy"}
+FOLDERS = ("dicom", "nifti", "png", "brain")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+    missing = [pip for module, pip in NEEDS.items() if importlib.util.find_spec(module) is None]
+    if missing:  # before touching any file
+        print(f"error: needs {', '.join(missing)} (pip install {' '.join(missing)})", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix=".images-", dir=ROOT))
+    try:
+        make_images(tmp)
+        make_brain_templates(tmp)
+        for name in FOLDERS:  # swap in, folder by folder, once everything is made
+            if (ROOT / name).exists():
+                shutil.rmtree(ROOT / name)
+            (tmp / name).rename(ROOT / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for name in FOLDERS:
+        for path in sorted((ROOT / name).rglob("*")):
+            if path.is_file():
+                print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KiB")
+    return 0
+
+
+def make_images(root: Path) -> None:
+    """root/dicom, root/nifti and root/png (see the module docstring)."""
+    import numpy as np
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
     from medvae.io.images import Image, write_image
     from medvae.tasks.convert import convert
 
-    dicom, nifti, png = ROOT / "dicom", ROOT / "nifti", ROOT / "png"
+    dicom, nifti, png = root / "dicom", root / "nifti", root / "png"
     for folder in (dicom, nifti, png):
-        shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
 
     chest = reduced_cr("RG1_UNCR.dcm")
@@ -77,26 +116,21 @@ def main() -> None:
     extremity_values = pydicom.dcmread(dicom / "extremity_cr.dcm").pixel_array
     inverted = (2**10 - 1 - extremity_values).astype(np.uint16)  # MONOCHROME1 → bright means dense
     write_image(Image(array=inverted.T, format="png", bits=16), png / "extremity_16bit.png")
-    for path in sorted(ROOT.rglob("*")):
-        if path.is_file() and "mnist" not in path.parts:
-            print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KiB")
 
 
-
-
-def make_brain_templates() -> None:
-    """sample_data/brain/: the MNI152 2009c T1 and grey/white-matter probability maps at 2 mm (uint8).
+def make_brain_templates(root: Path) -> None:
+    """root/brain/ (sample_data/brain/ once swapped in): the MNI152 2009c T1 and grey/white-matter probability maps at 2 mm (uint8).
 
     The source for ``medvae phantom brain``, so that it runs without nilearn installed.
     """
     import nibabel as nib
     import nilearn.datasets
+    import numpy as np
     from nilearn.image import resample_img
 
     from medvae.io.images import Image, write_image
 
-    folder = ROOT / "brain"
-    shutil.rmtree(folder, ignore_errors=True)
+    folder = root / "brain"
     folder.mkdir(parents=True)
     data = Path(nilearn.datasets.__file__).parent / "data"
     for name, source in (("t1", "t1"), ("gm", "gm"), ("wm", "wm")):
@@ -106,9 +140,7 @@ def make_brain_templates() -> None:
         array = np.clip(np.round(np.asanyarray(small.dataobj)), 0, 255).astype(np.uint8)
         write_image(Image(array=array, affine=small.affine, format="nifti", spacing_known=True),
                     folder / f"mni152_{name}_2mm.nii.gz")
-        print(f"brain/mni152_{name}_2mm.nii.gz: {(folder / f'mni152_{name}_2mm.nii.gz').stat().st_size // 1024} KiB")
 
 
 if __name__ == "__main__":
-    main()
-    make_brain_templates()
+    sys.exit(main())

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,6 +42,8 @@ def test_demo_end_to_end_writes_everything(demo_run):
     assert 0 < t["nll_importance_sampled"] <= t["neg_elbo"] + 1.0
     assert m["samples_per_second"] > 0 and m["seconds"] > 0 and len(m["train_loss"]) == 2
     assert "-ELBO" in result.output and "images/s" in result.output
+    assert "note: estimating the NLL of 200 test images with 20 importance samples each" in result.stderr
+    assert "note:" not in result.stdout
     assert not list(out.glob(".*part*"))
 
 
@@ -266,3 +269,72 @@ def test_the_help_of_every_command_imports_neither_torch_nor_monai():
             "bad = [n for n in names if r.invoke(app, [*n.split(), '--help']).exit_code != 0]; assert not bad, bad; "
             "bad = [m for m in ('torch', 'monai') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_command_that_runs_a_model_has_threads_and_it_reaches_torch(demo_run, tmp_path):
+    commands = _commands()
+    no_model = ("convert", "info", "phantom brain", "phantom cxr")
+    not_yet = ("synthesize", "train synthesis", "evaluate synthesis")  # cli/synthesis.py gets it later
+    for name in commands:
+        if name not in not_yet:
+            assert ("--threads" in _options(commands[name])) == (name not in no_model), name
+    out, _ = demo_run
+    before, before_interop = torch.get_num_threads(), torch.get_num_interop_threads()
+    try:
+        result = runner.invoke(app, ["generate", str(out / "model.safetensors"), "--out", str(tmp_path / "g"),
+                                     "--n", "2", "--device", "cpu", "--threads", "1"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+        result = runner.invoke(app, ["generate", str(out / "model.safetensors"), "--out", str(tmp_path / "g"),
+                                     "--n", "2", "--device", "cpu", "--overwrite"])
+        assert result.exit_code == 0, result.output
+        from medvae.train.device import default_threads
+
+        assert torch.get_num_threads() == default_threads()
+        result = runner.invoke(app, ["generate", str(out / "model.safetensors"), "--threads", "0"])
+        assert result.exit_code == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_interop_threads() == before_interop  # set once before torch used it, never again
+
+
+def test_default_threads_is_one_per_process_under_torchrun(monkeypatch):
+    from medvae.train.device import default_threads, physical_cores
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert default_threads() == 1
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert default_threads() == physical_cores() >= 1
+
+
+def test_counts_are_pluralised():
+    from medvae.errors import count
+
+    assert (count(1, "epoch"), count(2, "epoch"), count(0, "image")) == ("1 epoch", "2 epochs", "0 images")
+    assert count(1, "held-out image") == "1 held-out image" and count(3, "child", "children") == "3 children"
+
+
+def test_the_loss_figure_names_the_curves_as_the_epoch_lines_do(tmp_path, monkeypatch):
+    """The epoch lines say 'val loss', so loss.png's legend says val (not test)."""
+    from medvae import viz
+
+    shown = []
+    monkeypatch.setattr(viz, "_save", lambda fig, path: shown.append(
+        [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]))
+    viz.loss_curve([3.0, 2.0], [2.5, 2.1], tmp_path / "loss.png")
+    assert shown == [["train", "val"]]
+
+
+@pytest.mark.slow
+def test_the_default_demo_gives_the_readme_numbers(tmp_path):
+    """`medvae demo mnist` at its defaults (all 1,000 test digits, k = 1000 for the NLL: minutes on 2 cores)
+    lands near the numbers README quotes from docs/figures/metrics.json."""
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    t = json.loads((out / "metrics.json").read_text())["test"]
+    readme = json.loads((Path(__file__).parents[1] / "docs" / "figures" / "metrics.json").read_text())["test"]
+    assert t["nll_images"] == 1000 and t["nll_k"] == 1000
+    assert t["neg_elbo"] == pytest.approx(readme["neg_elbo"], abs=3.0)
+    assert t["nll_importance_sampled"] == pytest.approx(readme["nll_importance_sampled"], abs=3.0)
+    assert t["nll_importance_sampled"] < t["neg_elbo"]

@@ -149,6 +149,8 @@ def _evaluate_and_draw(model, train_data, test_data, record, config: MnistDemoCo
 
     from medvae import viz
     from medvae.metrics import importance_sampled_nll, negative_elbo
+    from medvae.errors import count
+    from medvae.train.report import note
 
     out = config.out
     device = next(model.parameters()).device
@@ -166,6 +168,8 @@ def _evaluate_and_draw(model, train_data, test_data, record, config: MnistDemoCo
             mus.append(model.encode(xb)[0])
         elbo = {k: torch.cat(v).mean().item() for k, v in elbo.items()}
         n_nll = len(x) if config.nll_images is None else min(config.nll_images, len(x))
+        note(f"estimating the NLL of {count(n_nll, 'test image')} with "
+             f"{count(config.nll_k, 'importance sample')} each")
         nll = importance_sampled_nll(model, x[:n_nll], k=config.nll_k).mean().item()
         mu = torch.cat(mus).cpu().numpy()
 

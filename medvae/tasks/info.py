@@ -1,4 +1,5 @@
-"""``medvae info PATH``: what a file is, an image (shape, spacing, modality, intensities) or a model."""
+"""``medvae info PATH``: what a file is, an image (shape, spacing, modality, intensities), a DICOM Segmentation
+(its segments and frames) or a model."""
 
 from __future__ import annotations
 
@@ -28,7 +29,71 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         from medvae.checkpoint import read_model_info
 
         return {"type": "model", **read_model_info(path).to_dict()}
+    if path.is_file() and sniff_format(path) == "dicom":
+        segmentation = describe_segmentation(path)
+        if segmentation is not None:
+            return segmentation
     return describe_image(path)
+
+
+def describe_segmentation(path: Path) -> dict[str, Any] | None:
+    """A DICOM Segmentation (what ``segment --format dcm`` writes): its segments, frames, size and pixel
+    spacing, and the pixels each segment marks; None when ``path`` is not a SEG. No patient attributes."""
+    import numpy as np
+    import pydicom
+
+    from medvae.errors import InputError, first_line
+
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception as e:
+        raise InputError(f"{path}: not a readable DICOM file ({first_line(e)})") from e
+    if "SegmentSequence" not in header:
+        return None
+    ds = pydicom.dcmread(path, force=True)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    try:
+        pixels = ds.pixel_array.reshape(frames, rows, columns)
+    except Exception:  # the segments are still described without their pixels
+        pixels = None
+    numbers = [int(g.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+               for g in getattr(ds, "PerFrameFunctionalGroupsSequence", [])]
+    segments = []
+    for item in ds.SegmentSequence:
+        number = int(item.SegmentNumber)
+        own = [i for i, n in enumerate(numbers) if n == number]
+        prop = item.SegmentedPropertyTypeCodeSequence[0] if "SegmentedPropertyTypeCodeSequence" in item else None
+        segments.append({
+            "number": number,
+            "label": str(getattr(item, "SegmentLabel", "")),
+            "property": str(prop.CodeMeaning) if prop is not None else "",
+            "property_code": f"{prop.CodingSchemeDesignator} {prop.CodeValue}" if prop is not None else "",
+            "algorithm": str(getattr(item, "SegmentAlgorithmType", "")),
+            "frames": len(own),
+            "pixels": int(sum(int(np.count_nonzero(pixels[i])) for i in own)) if pixels is not None else None,
+        })
+    spacing = None
+    try:
+        measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+        spacing = [float(v) for v in measures.PixelSpacing]
+    except (AttributeError, IndexError, KeyError):
+        pass
+    return {
+        "type": "segmentation",
+        "path": str(path),
+        "format": "dicom",
+        "sop_class": _uid_name(getattr(ds, "SOPClassUID", "")),
+        "transfer_syntax": _uid_name(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")),
+        "segmentation_type": str(getattr(ds, "SegmentationType", "")),
+        "rows": rows, "columns": columns, "frames": frames,
+        "spacing_mm": spacing,
+        "series_description": str(getattr(ds, "SeriesDescription", "")),
+        "software": str(getattr(ds, "ManufacturerModelName", "")),
+        "referenced_images": sum(len(getattr(s, "ReferencedInstanceSequence", []))
+                                 for s in getattr(ds, "ReferencedSeriesSequence", [])),
+        "segments": segments,
+    }
 
 
 def describe_image(path: Path) -> dict[str, Any]:
@@ -90,6 +155,8 @@ def format_description(info: dict[str, Any]) -> str:
     """Human-readable text for :func:`describe`'s result (the long per-epoch lists are summarised)."""
     if info["type"] == "image":
         return _format_image(info)
+    if info["type"] == "segmentation":
+        return _format_segmentation(info)
     lines = [f"{info['path']}: medvae model, kind {info['kind']} (medvae {info['medvae_version']})",
              f"  parameters: {info['n_parameters']:,} in {info['n_tensors']} tensors"]
     lines.append("  config: " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
@@ -135,4 +202,29 @@ def _format_image(info: dict[str, Any]) -> str:
             lines.append(f"  derived: {d['derivation']}")
     for note in info["notes"]:
         lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def _format_segmentation(info: dict[str, Any]) -> str:
+    from medvae.errors import count
+
+    kind = info["segmentation_type"].lower() or "a"
+    lines = [f"{info['path']}: DICOM Segmentation ({kind}), {count(len(info['segments']), 'segment')} in "
+             f"{count(info['frames'], 'frame')} of {info['columns']} x {info['rows']} (columns x rows)"]
+    if info["spacing_mm"]:
+        lines.append("  spacing: " + " x ".join(f"{s:g}" for s in info["spacing_mm"]) + " mm (rows, columns)")
+    else:
+        lines.append("  spacing: unknown (no pixel size in the file)")
+    for s in info["segments"]:
+        pixels = f", {count(s['pixels'], 'pixel')}" if s["pixels"] is not None else ""
+        named = s["property"] if s["property"] and s["property"] != s["label"] else ""
+        what = f" ({', '.join(v for v in (named, s['property_code']) if v)})" if named or s["property_code"] else ""
+        lines.append(f"  segment {s['number']}: {s['label']}{what}, {s['algorithm'].lower() or 'unknown'} "
+                     f"algorithm, {count(s['frames'], 'frame')}{pixels}")
+    made = ", ".join(v for v in (info["series_description"], info["software"]) if v)
+    if made:
+        lines.append(f"  series: {made}")
+    if info["referenced_images"]:
+        lines.append(f"  source: {count(info['referenced_images'], 'referenced image')}")
+    lines.append(f"  {info['sop_class']}, {info['transfer_syntax']}")
     return "\n".join(lines)

@@ -9,6 +9,52 @@ import torch
 from medvae.errors import UsageError
 
 
+def physical_cores() -> int:
+    """The physical CPU cores this process may run on (hyper-threads not counted; at least 1)."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores: set[tuple[str, str]] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            physical = core = ""
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "physical id":
+                    physical = value
+                elif key == "core id":
+                    core = value
+                elif not key and core:  # the blank line after each processor
+                    cores.add((physical, core))
+                    physical = core = ""
+            if core:
+                cores.add((physical, core))
+    except OSError:
+        pass
+    logical = os.cpu_count() or allowed
+    per_core = max(1, logical // len(cores)) if cores else 1  # hyper-threads per physical core
+    return max(1, allowed // per_core)
+
+
+def default_threads() -> int:
+    """``--threads``' default: the physical cores for one process, 1 per process under ``torchrun``."""
+    return 1 if world()[2] > 1 else physical_cores()
+
+
+def set_threads(n: int | None = None) -> int:
+    """Run torch's CPU work on ``n`` threads (None: :func:`default_threads`); returns the number set.
+
+    The inter-op pool can be sized only before torch first uses it: later calls leave it as it is."""
+    if n is None:
+        n = default_threads()
+    if n < 1:
+        raise UsageError(f"threads {n}: expected a positive number of CPU threads", param="threads")
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # already started (or already set) in this process: keep it
+        pass
+    return n
+
 
 def world() -> tuple[int, int, int]:
     """``(rank, local_rank, world_size)`` from the environment ``torchrun`` sets (0, 0, 1 otherwise)."""

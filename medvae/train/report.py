@@ -10,6 +10,17 @@ from medvae.train.config import TrainConfig, TrainRecord
 from medvae.train.device import world
 
 
+def note(message: str) -> None:
+    """One line ``note: message`` on stderr (rank 0 only) before a step that runs a while without output:
+    stdout stays for results (``--json``)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    if world()[0] == 0:
+        tqdm.write(f"note: {message}", file=sys.stderr)
+
+
 def progress_bar(train, config: TrainConfig, epoch: int, enabled: bool):
     if not enabled:
         return None

@@ -157,7 +157,6 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     device = str(resolve_device(options.device))
     net, _ = load_model_of_kind(model, "enhancer", device=device)
     checker = load_model_of_kind(options.checker, "segmenter", "checker", device=device) if options.check else None
-    _configure_threads()
     verdicts: dict[str, tuple[str, str]] = {}
 
     def compute(image):
@@ -185,11 +184,3 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         write_check_csv(output / CSV_NAME, verdicts)
     return report
 
-
-def _configure_threads() -> None:
-    """Keep torch's intra-op threads to the physical cores, leaving none idle and none oversubscribed."""
-    import torch
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if torch.get_num_threads() > cores:
-        torch.set_num_threads(cores)

@@ -101,11 +101,14 @@ def evaluate_chest_check(model: str | os.PathLike | None, chest: list[str], othe
 
 
 def format_check(ev: CheckEvaluation) -> str:
+    from medvae.errors import count
+
     lines = ["accepted ranges: " + ", ".join(f"{k} {lo:.3f}..{hi:.3f}" for k, (lo, hi) in ev.ranges.items()), "",
              "| images | n | flagged |", "|---|---:|---:|",
              f"| chest films of unseen patients (false alarms) | {len(ev.chest)} | {ev.rate(ev.chest):.1%} |",
              f"| not frontal chest films (detections) | {len(ev.other)} | {ev.rate(ev.other):.1%} |", "",
-             f"({ev.left_out} chest films of patients the model trained or calibrated on were left out)", ""]
+             f"({count(ev.left_out, 'chest film')} of patients the model trained or calibrated on "
+             f"{'was' if ev.left_out == 1 else 'were'} left out)", ""]
     lines += [f"not read: {Path(p).name} ({why})" for p, why in ev.unreadable]
     missed = [r for r in ev.other if not r[1]]
     if missed:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.errors import UsageError
+from medvae.errors import UsageError, count
 
 SEVERITIES = (0.3, 0.6, 0.9)
 CLASSICAL = ("nlm", "tv", "gaussian", "median", "clahe")
@@ -118,25 +118,36 @@ class EnhanceEvaluation:
         return max(CLASSICAL, key=lambda m: self.rows[key][m][0])
 
     def checks(self) -> list[tuple[str, bool]]:
-        """``(statement, met)`` per target; each statement is true whether or not the target is met."""
+        """``(statement, met)`` per target. Each statement gives the measured values, the target and whether it
+        was met, in words true either way (e.g. "enhanced 22.18 dB is 5.14 dB below degraded (27.29 dB)")."""
         out = []
         for kind in dict.fromkeys(k for k, _ in self.rows):
             keys = [key for key in self.rows if key[0] == kind]
             if kind in RESTORED:
-                gaps = {s: self.rows[(kind, s)]["medvae"][0] - self.rows[(kind, s)][self.best_classical((kind, s))][0]
-                        for _, s in keys}
-                text = ", ".join(f"{s:g}: {g:+.2f} dB" for s, g in gaps.items())
-                out.append((f"{kind}: medvae minus the best tuned classical baseline at each severity ({text}); "
-                            "target: above it at every severity", all(g > 0 for g in gaps.values())))
+                parts, met = [], []
+                for key in keys:
+                    best = self.best_classical(key)
+                    a, b = self.rows[key]["medvae"][0], self.rows[key][best][0]
+                    parts.append(f"at {key[1]:g} enhanced {_versus(a, b)} the best tuned baseline, {best} "
+                                 f"({b:.2f} dB)")
+                    met.append((key[1], a > b))
+                out.append((f"{kind}: {'; '.join(parts)}; target: above the best baseline at every severity: "
+                            f"{_met(met)}", all(ok for _, ok in met)))
             elif kind in KEPT:
-                gaps = {s: self.rows[(kind, s)]["medvae"][0] - self.rows[(kind, s)]["degraded"][0] for _, s in keys}
-                text = ", ".join(f"{s:g}: {g:+.2f} dB" for s, g in gaps.items())
-                out.append((f"{kind}: medvae minus the degraded film at each severity ({text}); target: no worse "
-                            "(at least 0)", all(g >= 0 for g in gaps.values())))
+                parts, met = [], []
+                for key in keys:
+                    a, b = self.rows[key]["medvae"][0], self.rows[key]["degraded"][0]
+                    parts.append(f"at {key[1]:g} enhanced {_versus(a, b)} degraded ({b:.2f} dB)")
+                    met.append((key[1], a >= b))
+                out.append((f"{kind}: {'; '.join(parts)}; target: no worse than degraded at every severity: "
+                            f"{_met(met)}", all(ok for _, ok in met)))
         if self.clean_psnr:
             worst, mean = min(self.clean_psnr), float(np.mean(self.clean_psnr))
-            out.append((f"a clean film through medvae comes back at {mean:.2f} dB on average, {worst:.2f} dB at worst; "
-                        f"target: at least {DO_NO_HARM_DB:g} dB for every film", worst >= DO_NO_HARM_DB))
+            below = sum(p < DO_NO_HARM_DB for p in self.clean_psnr)
+            verdict = "met" if not below else "not met"
+            out.append((f"a clean film through medvae comes back at {mean:.2f} dB on average, {worst:.2f} dB at "
+                        f"worst, {gap_words(worst, DO_NO_HARM_DB)} the target; target: at least {DO_NO_HARM_DB:g} dB "
+                        f"for every film: {verdict}", not below))
         return out
 
     def to_dict(self) -> dict:
@@ -145,6 +156,28 @@ class EnhanceEvaluation:
                           **{m: {"psnr": v[0], "ssim": v[1]} for m, v in row.items()}}
                          for (k, s), row in self.rows.items()],
                 "checks": [{"check": t, "pass": ok} for t, ok in self.checks()]}
+
+
+def gap_words(a: float, b: float, unit: str = "dB", digits: int = 2) -> str:
+    """How ``a`` stands to ``b`` in words true either way: "5.14 dB below", "0.20 dB above", "level with"
+    (rounded to ``digits``: a gap that rounds to nothing is "level with")."""
+    gap = round(a - b, digits)
+    if gap == 0:
+        return "level with"
+    return f"{abs(gap):.{digits}f}{' ' + unit if unit else ''} {'above' if gap > 0 else 'below'}"
+
+
+def _versus(a: float, b: float) -> str:
+    """"22.18 dB is 5.14 dB below" (``a`` against ``b``; the caller names ``b``)."""
+    return f"{a:.2f} dB is {gap_words(a, b)}"
+
+
+def _met(met: list[tuple[float, bool]]) -> str:
+    """"met", or "not met at 0.6 and 0.9": which severities missed."""
+    missed = [f"{s:g}" for s, ok in met if not ok]
+    if not missed:
+        return "met"
+    return "not met at " + (missed[0] if len(missed) == 1 else ", ".join(missed[:-1]) + " and " + missed[-1])
 
 
 def trained_names(info) -> set[str]:
@@ -235,9 +268,9 @@ def evaluate_enhance(model: str | os.PathLike, data: list[str] | None = None, *,
 def format_enhance(ev: EnhanceEvaluation) -> str:
     """A Markdown table: one row per (degradation, severity), PSNR / SSIM per method, then the checks."""
     methods = ("degraded", "medvae", *CLASSICAL)
-    tuned = (f"baselines tuned per row on {len(ev.tuned_on)} training films" if ev.tuned_on else
+    tuned = (f"baselines tuned per row on {count(len(ev.tuned_on), 'training film')}" if ev.tuned_on else
              "baselines at their default parameters (the model trained on none of these films)")
-    lines = [f"{len(ev.images)} clean films; PSNR dB / SSIM against the clean film; {tuned}", "",
+    lines = [f"{count(len(ev.images), 'clean film')}; PSNR dB / SSIM against the clean film; {tuned}", "",
              "| degradation | severity | " + " | ".join(methods) + " | best classical |",
              "|---|---:|" + "---:|" * len(methods) + "---|"]
     for (kind, severity), row in ev.rows.items():

@@ -63,6 +63,9 @@ def digit_classifier(epochs: int = 4, seed: int = 0) -> tuple[DigitClassifier, f
     if path.is_file():
         model, info = load_model(path)
         return model.eval(), float(info.training["test_accuracy"])
+    from medvae.train.report import note
+
+    note(f"training the digit classifier for the Fréchet distance once (about a minute; cached in {path.parent})")
     seed_everything(seed)
     model = DigitClassifier()
     x, y = mnist_tensors("train")

@@ -78,6 +78,11 @@ def evaluate_generative(model_path: str | os.PathLike, data: str = "mnist", *, n
     out: dict[str, list] = {"psnr": [], "ssim": [], "neg_elbo": [], "recon_nll": [], "kl": []}
     samples = []
     torch.manual_seed(seed)
+    if not progress:  # with --progress the bars say it
+        from medvae.errors import count
+        from medvae.train.report import note
+
+        note(f"evaluating {count(len(real), 'held-out image')} and drawing {count(n_samples, 'sample')}")
     with torch.no_grad():
         for i in tqdm(range(0, len(real), batch_size), desc="evaluating", unit="batch", disable=not progress,
                       leave=False):
@@ -129,7 +134,9 @@ def mnist_train_reference(size: int, n: int = 1000):
 
 
 def format_report(r: dict[str, Any]) -> str:
-    lines = [f"{r['model']} ({r['kind']}) on {r['images']} held-out images of {r['data']}:",
+    from medvae.errors import count
+
+    lines = [f"{r['model']} ({r['kind']}) on {count(r['images'], 'held-out image')} of {r['data']}:",
              f"  reconstruction PSNR {r['psnr']:.2f} dB (sd {r['psnr_sd']:.2f}), SSIM {r['ssim']:.4f} "
              f"(sd {r['ssim_sd']:.4f})",
              f"  -ELBO {r['neg_elbo']:.2f} nats/image (reconstruction {r['recon_nll']:.2f} + KL {r['kl']:.2f})",
@@ -138,7 +145,8 @@ def format_report(r: dict[str, Any]) -> str:
     if r.get("note"):
         lines.insert(1, f"  note: {r['note']}")
     if "frechet_distance" in r:
-        lines.append(f"  Fréchet distance, {r['samples']} samples vs real test digits: {r['frechet_distance']:.2f} "
+        lines.append(f"  Fréchet distance, {count(r['samples'], 'sample')} vs real test digits: "
+                     f"{r['frechet_distance']:.2f} "
                      f"(real train vs test: {r['frechet_distance_train_vs_test']:.2f}; digit classifier "
                      f"accuracy {r['classifier_test_accuracy']:.3f})")
     return "\n".join(lines)

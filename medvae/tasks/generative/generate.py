@@ -155,6 +155,8 @@ def _write_all(images: np.ndarray, out: Path, fmt: str, names: list[str], info) 
 
     out.mkdir(parents=True, exist_ok=True)
     spacing = info.preprocessing.get("spacing")  # None: the training files gave no pixel size
+    if info.preprocessing.get("pipeline") == "mnist":  # older MNIST models stored an invented 1 x 1 mm
+        spacing = None
     known = spacing is not None
     spacing = spacing or [1.0] * (images.ndim - 2)
     affine = np.diag([*map(float, spacing), 1.0] + [1.0] * (3 - len(spacing)))[:4, :4]  # RAS, as trained

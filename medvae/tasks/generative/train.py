@@ -73,8 +73,8 @@ def load_training_images(config: GenerativeTrainConfig):
     """``(images (N, 1, *size) in [0, 1], spacing or None, source, skipped, files or None)`` from ``config.data``."""
     if config.data == "mnist":  # the sample's training split; its test split stays out for evaluation
         images = mnist_images("train", config.size)
-        return (images[: config.limit] if config.limit else images, (1.0, 1.0), "mnist (embedded sample, train)",
-                [], None)
+        # MNIST's digits have no physical size: no spacing (generated files then claim none)
+        return (images[: config.limit] if config.limit else images, None, "mnist (embedded sample, train)", [], None)
     from medvae.data.datasets import load_image_folder
 
     folder = load_image_folder(config.data, config.size, config.spatial_dims, normalize=config.normalize,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -228,6 +229,18 @@ def test_segment_dicom_seg_for_dicom_inputs_only(models, tmp_path):
     assert ds.Modality == "SEG" and ds.SegmentSequence[1].SegmentLabel == "Left lung"
     if shutil.which("dciodvfy"):
         assert _dciodvfy_errors(seg) == []
+    # medvae info describes the SEG (segments, frames) instead of refusing it as "not an image"
+    described = runner.invoke(app, ["info", str(seg)])
+    assert described.exit_code == 0, described.output
+    assert "DICOM Segmentation (binary), 2 segments in " in described.stdout
+    assert "segment 1: Right lung (SCT 3341006)" in described.stdout and "segment 2: Left lung" in described.stdout
+    info = json.loads(runner.invoke(app, ["info", str(seg), "--json"]).stdout)
+    assert info["type"] == "segmentation" and info["referenced_images"] == 1
+    assert [s["label"] for s in info["segments"]] == ["Right lung", "Left lung"]
+    # an empty segment (this untrained model may find no left lung) has no frame in the file
+    assert info["frames"] == sum(s["frames"] for s in info["segments"]) >= 1
+    assert [info["columns"], info["rows"]] == list(reversed(ds.pixel_array.shape[-2:]))
+    assert sum(s["pixels"] for s in info["segments"]) == int((ds.pixel_array > 0).sum())
 
 
 def test_segment_bad_format_is_usage_error(models, tmp_path):

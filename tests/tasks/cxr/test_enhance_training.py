@@ -124,7 +124,7 @@ def test_evaluate_enhance_prints_the_table_and_checks(enhancer, phantoms):
     assert result.exit_code == 0, result.output
     assert "| noise | 0.5 |" in result.stdout and "| grid | 0.5 |" in result.stdout
     assert result.stdout.count("PASS") + result.stdout.count("MISS") == 3  # noise, grid, do no harm
-    assert "1 clean films" in result.stdout  # the 5 it trained on are left out
+    assert "1 clean film;" in result.stdout  # the 5 it trained on are left out
     assert "tuned per row on 4 training films" in result.stdout  # ... and 4 of them tune the baselines
 
 

@@ -224,6 +224,19 @@ def test_mnist_vae_trains_and_its_grid_needs_a_2d_latent(tmp_path):
     result = runner.invoke(app, ["train", "vae", "--data", "mnist", "--limit", "300", "--epochs", "1",
                                  "--out", str(model), "--no-progress", "--device", "cpu"])
     assert result.exit_code == 0, result.output
+    assert " for 1 epoch in " in result.stdout  # not "1 epochs"
+    # MNIST digits have no physical size: generated DICOM/NIfTI claim none, and the DICOM stays readable
+    import nibabel as nib
+    import pydicom
+
+    assert load_model(model)[1].preprocessing["spacing"] is None
+    for fmt in ("dcm", "nii"):
+        made = runner.invoke(app, ["generate", str(model), "--n", "1", "--format", fmt, "--out", str(tmp_path / fmt)])
+        assert made.exit_code == 0, made.output
+    ds = pydicom.dcmread(tmp_path / "dcm" / "sample_0001.dcm")
+    assert "PixelSpacing" not in ds and "ImagerPixelSpacing" not in ds and ds.pixel_array.shape == (32, 32)
+    nii = nib.load(next((tmp_path / "nii").glob("sample_0001.nii*")))
+    assert int(nii.header["qform_code"]) == 0
     grid = runner.invoke(app, ["generate", str(model), "--grid", "--out", str(tmp_path / "g")])
     assert grid.exit_code == 2 and "2-D latent space" in grid.stderr
     assert "medvae train vae --data mnist" in load_model(model)[1].training["command"]
@@ -253,16 +266,19 @@ def test_evaluate_generative_on_mnist(tmp_path, monkeypatch):
     result = runner.invoke(app, ["evaluate", "generative", str(model), "--limit", "200", "--samples", "200",
                                  "--json"])
     assert result.exit_code == 0, result.output
+    assert "training the digit classifier for the Fréchet distance once" in result.stderr  # the long step, said
     import json
 
-    r = json.loads(result.stdout)
+    r = json.loads(result.stdout)  # notes go to stderr: stdout is the JSON alone
     assert r["images"] == 200 and r["samples"] == 200 and r["classifier_test_accuracy"] > 0.9
     assert 5 < r["psnr"] < 40 and 0 < r["ssim"] < 1 and r["neg_elbo"] == pytest.approx(r["recon_nll"] + r["kl"])
     # an untrained model's samples are further from real digits than real digits are from each other
     assert r["frechet_distance"] > r["frechet_distance_train_vs_test"]
     assert (tmp_path / "cache").is_dir()  # the classifier is cached for the next evaluation
-    text = runner.invoke(app, ["evaluate", "generative", str(model), "--limit", "100"])
+    text = runner.invoke(app, ["evaluate", "generative", str(model), "--limit", "100", "--no-progress"])
     assert "Fréchet distance" in text.stdout and "PSNR" in text.stdout
+    assert "training the digit classifier" not in text.stderr  # cached
+    assert "note: evaluating 100 held-out images and drawing 100 samples" in text.stderr
 
 
 def test_evaluate_generative_on_a_folder(tmp_path, mixed_folder):
