@@ -202,11 +202,12 @@ def test_output_geometry_equals_input_for_an_oblique_odd_volume(trained, phantom
     for name in ("t1", "t2"):
         data = np.asarray(nib.load(phantoms / "sub-001" / f"{name}.nii.gz").dataobj)[5:78, 9:96, 11:70]
         nib.save(nib.Nifti1Image(data, affine), subject / f"{name}.nii.gz")
-    out, std = tmp_path / "cbf.nii.gz", tmp_path / "cbf_std.nii.gz"
+    out, std, model_std = tmp_path / "cbf.nii.gz", tmp_path / "cbf_std.nii.gz", tmp_path / "cbf_model_std.nii.gz"
     result = runner.invoke(app, ["synthesize", str(trained.model_path), str(subject), str(out),
-                                 "--uncertainty", str(std), "--samples", "4"])
+                                 "--uncertainty", str(std), "--model-uncertainty", str(model_std), "--samples", "4"])
     assert result.exit_code == 0, result.output
-    for path in (out, std):
+    assert result.stdout.strip() == f"wrote {out} and {std} and {model_std}"
+    for path in (out, std, model_std):
         img = nib.load(path)
         assert img.shape == array.shape
         np.testing.assert_allclose(img.affine, affine, atol=1e-4)
@@ -219,6 +220,10 @@ def test_output_geometry_equals_input_for_an_oblique_odd_volume(trained, phantom
         np.testing.assert_allclose(s.GetOrigin(), lps @ affine[:3, 3], atol=1e-3)
     mean = np.asarray(nib.load(out).dataobj)
     assert np.isfinite(mean).all() and mean.std() > 0
+    # the model's part of the spread: non-negative, never above the total, positive where draws differ
+    total, part = np.asarray(nib.load(std).dataobj), np.asarray(nib.load(model_std).dataobj)
+    assert (part >= 0).all() and (part <= total).all() and part.max() > 0 and (part < total).any()
+    assert "model std" in nib.load(model_std).header["descrip"].tobytes().decode()
     # skips an existing output without --overwrite: a note, exit code 0
     again = runner.invoke(app, ["synthesize", str(trained.model_path), str(subject), str(out)])
     assert again.exit_code == 0 and again.stdout == ""
@@ -235,8 +240,16 @@ def test_uncertainty_is_nonnegative_and_positive_where_draws_differ(trained, pha
     model, info = load_model(trained.model_path)
     images = {m: read_image(phantoms / "sub-002" / f"{m}.nii.gz") for m in ("t1", "t2")}
     result = synthesize_subject(model, info, images, samples=5, seed=3)
-    assert result.std.shape == result.mean.shape == images["t1"].array.shape
+    assert result.std.shape == result.mean.shape == result.model_std.shape == images["t1"].array.shape
     assert (result.std >= 0).all() and result.std.max() > 0
+    assert (result.model_std >= 0).all() and (result.model_std <= result.std).all() and result.model_std.max() > 0
+    assert result.draws is None  # kept only on request
+    kept = synthesize_subject(model, info, images, samples=5, seed=3, keep_draws=True)
+    assert kept.draws.shape == (2, 5, *images["t1"].array.shape) and (kept.draws[1] >= 0).all()
+    np.testing.assert_allclose(kept.mean, result.mean, atol=1e-5)
+    # the mean of the draws back on the subject's grid is the output; their spread (K-1) the model std
+    np.testing.assert_allclose(kept.draws[0].mean(0), kept.mean, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(kept.draws[0].std(0, ddof=1), kept.model_std, rtol=1e-3, atol=1e-3)
     pre = info.preprocessing
     prepared = prepare_subject(images, ["t1", "t2"], spacing=pre["spacing"], multiple=pre["multiple"], spatial_dims=2)
     draws = sample_on_grid(model, prepared.source.as_tensor(), 5, seed=3)  # (K, 2, X, Y, Z)
@@ -261,12 +274,18 @@ def test_dicom_series_in_gives_a_derived_synthetic_series_out(tmp_path, phantoms
                             **TINY).model_path
     t1 = read_image(phantoms / "sub-003" / "t1.nii.gz")
     series = write_image(t1, tmp_path / "t1.dcm")  # a DICOM series folder
-    result = runner.invoke(app, ["synthesize", str(model), str(series), str(tmp_path / "cbf.dcm"), "--samples", "3"])
+    result = runner.invoke(app, ["synthesize", str(model), str(series), str(tmp_path / "cbf.dcm"), "--samples", "3",
+                                 "--model-uncertainty", str(tmp_path / "cbf_model_std.dcm")])
     assert result.exit_code == 0, result.output
     back = read_image(tmp_path / "cbf")
     src = read_image(series)
     assert back.array.shape == src.array.shape
     np.testing.assert_allclose(back.affine, src.affine, atol=1e-3)
+    spread = read_image(tmp_path / "cbf_model_std")
+    assert spread.array.shape == src.array.shape and (spread.array >= 0).all()
+    np.testing.assert_allclose(spread.affine, src.affine, atol=1e-3)
+    first = pydicom.dcmread(sorted((tmp_path / "cbf_model_std").iterdir())[0])
+    assert first.ImageType[0] == "DERIVED" and "model std" in first.DerivationDescription
     ds = pydicom.dcmread(sorted((tmp_path / "cbf").iterdir())[0])
     assert ds.ImageType[0] == "DERIVED" and "synthetic" in ds.DerivationDescription
     assert ds.SeriesInstanceUID != pydicom.dcmread(sorted(series.iterdir())[0]).SeriesInstanceUID
@@ -287,10 +306,17 @@ def test_folder_of_subjects_in_folder_out(trained, phantoms, tmp_path):
     assert result.exit_code == 1
     assert "synthesised 3" in result.output and "sub-001" in result.output and "'t2'" in result.output
     for name in ("sub-002", "sub-003", "sub-004"):
-        assert {p.name for p in (tmp_path / "out" / name).iterdir()} == {"cbf.nii.gz", "cbf_std.nii.gz"}
+        assert {p.name for p in (tmp_path / "out" / name).iterdir()} == {"cbf.nii.gz", "cbf_std.nii.gz",
+                                                                         "cbf_model_std.nii.gz"}
+        part, total = (np.asarray(nib.load(tmp_path / "out" / name / f).dataobj)
+                       for f in ("cbf_model_std.nii.gz", "cbf_std.nii.gz"))
+        assert (part >= 0).all() and (part <= total).all()
     extra = runner.invoke(app, ["synthesize", str(trained.model_path), str(data), str(tmp_path / "out2"),
                                 "--uncertainty", str(tmp_path / "u.nii.gz")])
     assert extra.exit_code == 2 and "--uncertainty" in extra.stderr
+    extra = runner.invoke(app, ["synthesize", str(trained.model_path), str(data), str(tmp_path / "out2"),
+                                "--model-uncertainty", str(tmp_path / "u.nii.gz")])
+    assert extra.exit_code == 2 and extra.stderr.startswith("error: --model-uncertainty is not used")
     inside = runner.invoke(app, ["synthesize", str(trained.model_path), str(data), str(data / "out")])
     assert inside.exit_code == 2 and "inside the input folder" in inside.stderr
     # a second run skips the subjects done (each named in a note) and tries the failed one again
@@ -382,19 +408,82 @@ def test_evaluate_synthesis_cli(trained, phantoms, tmp_path):
         assert np.isfinite(report["mean"][method]["mae"])
     assert set(report["mean"]["truth_model"]) == {"psnr", "ssim", "mae"}  # the phantoms' noise-free CBF
     assert -1 <= report["mean"]["truth_spearman"] <= 1
+    # how far the uncertainty can be trusted: per subject and on average
+    for row in [*report["subjects"], report["mean"]]:
+        assert row["error_reference"] == "cbf_truth" and -1 <= row["model_std_spearman"] <= 1
+        assert 0 <= row["mean_model_std"] <= row["mean_std"]
+        assert set(row["coverage"]["model"]) == set(row["coverage_gaussian"]) == {"0.5", "0.9", "0.95"}
+        assert all(0 <= v <= 1 for v in row["coverage"]["model"].values())
+        assert row["coverage"]["model"]["0.5"] <= row["coverage"]["model"]["0.9"] <= row["coverage"]["model"]["0.95"]
+        assert row["coverage"]["linear"] is None and row["coverage"]["l1_unet"] is None  # no predicted spread
+        curve = row["sparsification"]
+        assert curve["fractions"] == [0.05, 0.1, 0.2] and curve["random"] == [curve["mean_all"]] * 3
+        assert all(o <= m + 1e-9 for o, m in zip(curve["oracle"], curve["model"]))
+        assert curve["oracle_share_10"] == pytest.approx(curve["oracle_share"][1])
+    checks = {c["check"]: c for c in report["checks"]}
+    for name in ("Spearman(model std, |error vs truth|) > 0.3", "PSNR vs measured >= 21.3 dB",
+                 "SSIM vs measured >= 0.689", "coverage of the 50 % interval vs measured within 50 ± 5 %",
+                 "coverage of the 95 % interval vs measured within 95 ± 5 %",
+                 "removing the 10 % highest model std cuts >= 1/3 of the oracle's cut in |error vs truth|"):
+        assert isinstance(checks[name]["pass"], bool) and np.isfinite(checks[name]["value"]), name
+    assert checks["PSNR vs measured >= 21.3 dB"]["value"] == report["mean"]["model"]["psnr"]
     assert trained.model_path.with_suffix(".l1unet.safetensors").is_file()  # trained once, then reused
     assert "trained with the model's data" in report["baseline_note"]
     text = runner.invoke(app, ["evaluate", "synthesis", str(trained.model_path), "--data", str(phantoms),
                                "--samples", "3"])
     assert text.exit_code == 0 and "L1 U-Net" in text.stdout and "Spearman" in text.stdout
     assert "against the noise-free cbf_truth" in text.stdout
+    assert "sparsification" in text.stdout and "cov 90%" in text.stdout and "share of oracle @10 %" in text.stdout
+    assert all(f"{'PASS' if c['pass'] else 'MISS'}  {c['check']}: {c['measured']}" in text.stdout
+               for c in report["checks"])
     assert "trained with" not in text.stdout  # reused
+    # the L1 U-Net has no latent: its model uncertainty is 0 everywhere, and a note says so
+    unet = trained.model_path.with_suffix(".l1unet.safetensors")
+    zero = runner.invoke(app, ["synthesize", str(unet), str(phantoms / "sub-002"), str(tmp_path / "u.nii.gz"),
+                               "--model-uncertainty", str(tmp_path / "u_model_std.nii.gz"), "--samples", "2"])
+    assert zero.exit_code == 0, zero.output
+    assert "no latent" in zero.stderr and "0 everywhere" in zero.stderr
+    assert not np.asarray(nib.load(tmp_path / "u_model_std.nii.gz").dataobj).any()
     only_train = tmp_path / "train_only"
     only_train.mkdir()
     for name in trained.train_subjects:
         (only_train / name).symlink_to(phantoms / name)
     refused = runner.invoke(app, ["evaluate", "synthesis", str(trained.model_path), "--data", str(only_train)])
     assert refused.exit_code == 1 and "held-out" in refused.stderr
+
+
+def test_evaluation_means_over_several_subjects():
+    from medvae.tasks.synthesis.evaluate import checks, format_report, mean_over_subjects
+    from medvae.tasks.synthesis.uncertainty import sparsification
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, (cov, rho) in enumerate([(0.4, 0.2), (0.6, 0.6), (0.5, 0.4)]):
+        error = rng.laplace(0, 1, 1000)
+        curve = sparsification(error, np.abs(error) + rng.normal(0, 0.5, 1000))
+        metrics = {m: {"psnr": 22.0 + i, "ssim": 0.7, "mae": 3.0} for m in ("model", "linear", "l1_unet")}
+        rows.append({"subject": f"s{i}", "mean_std": 2.0, "mean_model_std": 1.0, "error_reference": "cbf_truth",
+                     "model_std_spearman": rho, "spearman": 0.5, "truth_spearman": 0.5,
+                     **metrics, **{"truth_" + m: v for m, v in metrics.items()},
+                     "coverage": {"model": {"0.5": cov, "0.9": 0.9, "0.95": 0.95}, "linear": None, "l1_unet": None},
+                     "coverage_gaussian": {"0.5": cov, "0.9": 0.9, "0.95": 0.95},
+                     "sparsification": {**curve, "oracle_share_10": curve["oracle_share"][1]}})
+    mean = mean_over_subjects(rows)
+    assert mean["model"]["psnr"] == pytest.approx(23) and mean["model_std_spearman"] == pytest.approx(0.4)
+    assert mean["coverage"]["model"]["0.5"] == pytest.approx(0.5) and mean["coverage"]["linear"] is None
+    s = mean["sparsification"]
+    assert s["fractions"] == [0.05, 0.1, 0.2]
+    assert s["mean_all"] == pytest.approx(np.mean([r["sparsification"]["mean_all"] for r in rows]))
+    assert s["oracle_share_10"] == pytest.approx((s["mean_all"] - s["model"][1]) / (s["mean_all"] - s["oracle"][1]))
+    found = {c["check"]: c["pass"] for c in checks(mean)}
+    assert found["PSNR vs measured >= 21.3 dB"] and found["SSIM vs measured >= 0.689"]
+    assert found["coverage of the 50 % interval vs measured within 50 ± 5 %"]
+    assert found["Spearman(model std, |error vs truth|) > 0.3"]
+    result = {"sources": ["t1"], "target": "cbf", "samples": 4, "normalize": "z-score", "baseline_note": "",
+              "levels": [0.5, 0.9, 0.95], "fractions": [0.05, 0.1, 0.2], "subjects": rows, "mean": mean,
+              "checks": checks(mean)}
+    text = format_report(result)
+    assert text.count("\ns1 ") == 4 and "(linear and L1 U-Net: no predicted spread, so no coverage)" in text
 
 
 def test_3d_patches_train_and_synthesize_a_whole_volume(phantoms, tmp_path):
