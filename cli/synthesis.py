@@ -25,13 +25,20 @@ def train_synthesis(
                                                         "training data's median).")] = None,
     channels: Annotated[str, typer.Option(help="U-Net channels per level.")] = "16,32,64,128",
     latent_channels: Annotated[int, typer.Option(help="Channels of the spatial latent.")] = 4,
+    global_latent: Annotated[int, typer.Option(help="Size of a per-image latent vector beside the spatial one: it "
+                                                    "carries what the sources cannot show about the whole image, "
+                                                    "such as a subject-wide perfusion level; 0: none.")] = 0,
     beta: Annotated[float, typer.Option(help="KL weight.")] = 0.05,
     adv_weight: Annotated[float, typer.Option(help="Adversarial weight.")] = 0.02,
     adv_warmup: Annotated[int, typer.Option(help="Epochs before the adversarial term is at full weight.")] = 1,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Slices or patches per step.")] = 16,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    test_fraction: Annotated[float, typer.Option(help="Share of subjects held out (whole subjects).")] = 0.25,
+    test_fraction: Annotated[float, typer.Option(help="Share held out: of the subjects, or with --holdout slabs "
+                                                      "one 16 mm axial slab in round(1 / share).")] = 0.25,
+    holdout: Annotated[str, typer.Option(help="subjects (hold out whole subjects) or slabs (hold out axial slabs "
+                                              "of every subject, 8 mm apart from the training slices: for one "
+                                              "subject; 2-D only).")] = "subjects",
     limit: Annotated[Optional[int], typer.Option(help="Use at most N subjects.")] = None,
     out: Annotated[Path, typer.Option(help="Model file; a preview PNG and the training state go beside it.")]
     = Path("medvae-synthesis.safetensors"),
@@ -50,16 +57,21 @@ def train_synthesis(
         train_synthesis, data=data, sources=tuple(source), target=target, out=out, model=model,
         spatial_dims=spatial_dims, patch_size=patch_size,
         spacing=parse_floats("--spacing", spacing, 3) if spacing else None,
-        channels=parse_ints("--channels", channels), latent_channels=latent_channels, beta=beta,
+        channels=parse_ints("--channels", channels), latent_channels=latent_channels,
+        global_latent=global_latent, beta=beta,
         adv_weight=adv_weight, adv_warmup=adv_warmup, epochs=epochs, batch_size=batch_size, lr=lr,
-        test_fraction=test_fraction, limit=limit, seed=seed, device=device, amp=amp, resume=resume,
+        test_fraction=test_fraction, holdout=holdout, limit=limit, seed=seed, device=device, amp=amp, resume=resume,
         overwrite=overwrite, tensorboard=tensorboard, progress=progress)
     if result is None:
         return
     r = result.record
-    typer.echo(f"trained {model} {'+'.join(s.lower() for s in source)} → {target.lower()} on {len(result.train_subjects)} "
-               f"subjects ({result.n_train} {'slices' if spatial_dims == 2 else 'patches'}; held out: "
-               f"{', '.join(result.test_subjects)}) for {r['epochs']} epochs in {r['train_seconds']:.1f} s: "
+    from medvae.errors import count
+
+    unit = "slice" if spatial_dims == 2 else "patch"
+    held = ("axial slabs of every subject" if holdout == "slabs" else ", ".join(result.test_subjects))
+    typer.echo(f"trained {model} {'+'.join(s.lower() for s in source)} → {target.lower()} on "
+               f"{count(len(result.train_subjects), 'subject')} ({count(result.n_train, unit, unit + ('s' if unit == 'slice' else 'es'))}; held "
+               f"out: {held}) for {count(r['epochs'], 'epoch')} in {r['train_seconds']:.1f} s: "
                f"validation loss {r['val_loss'][-1]:.4f}")
     typer.echo(f"wrote {result.model_path}, {result.model_path.with_suffix('')}.preview.png")
 
@@ -78,6 +90,12 @@ def synthesize(
                                                              "deviation here (one input; a folder of subjects "
                                                              "always gets <target>_std files).")]
     = None,
+    model_uncertainty: Annotated[Optional[Path], typer.Option(help="Also write the model's part of it here: the "
+                                                                   "standard deviation of the draws' means, where "
+                                                                   "the model itself is unsure (0 for the L1 "
+                                                                   "U-Net; one input; a folder of subjects always "
+                                                                   "gets <target>_model_std files).")]
+    = None,
     seed: Annotated[int, typer.Option(help="Random seed for the draws.")] = 0,
     device: Device = DEFAULT_DEVICE,
     overwrite: Overwrite = False,
@@ -92,9 +110,11 @@ def synthesize(
 
     input = require(one_of("input", input, input_option, "--input"), "INPUT")
     output = require(one_of("output", output, out_option, "--out"), "OUTPUT")
-    report = run_task(run, model, input, output, samples=samples, uncertainty=uncertainty, seed=seed,
-                      device=device, overwrite=overwrite, progress=progress)
-    report_batch(report, "synthesised", what="subjects", also=f" and {uncertainty}" if uncertainty else "")
+    report = run_task(run, model, input, output, samples=samples, uncertainty=uncertainty,
+                      model_uncertainty=model_uncertainty, seed=seed, device=device, overwrite=overwrite,
+                      progress=progress)
+    also = [str(p) for p in (uncertainty, model_uncertainty) if p]
+    report_batch(report, "synthesised", what="subjects", also=f" and {' and '.join(also)}" if also else "")
 
 
 def evaluate_synthesis(

@@ -4,10 +4,15 @@ Layout (BraTS-style)::
 
     DIR/<subject>/<modality>.nii.gz       e.g. DIR/sub-001/t1.nii.gz, DIR/sub-001/cbf.nii.gz
     DIR/<subject>/<subject>_<modality>.nii.gz   (BraTS names: BraTS2021_00000_t1.nii.gz)
+    DIR/<subject>/<subject>-<modality>.nii.gz   (BraTS 2023 names: BraTS-GLI-00000-000-t2f.nii.gz)
     DIR/<subject>/<modality>/             a DICOM series folder
     DIR/<subject>/<modality>.dcm          a single (multi-frame) DICOM file
 
-An optional ``mask`` modality marks the brain; without one, the voxels where any source is non-zero do.
+Modality names are the file names' stems, any the user chooses (``t1``, ``t1c``, ``t1ce``, ``t2``, ``flair``,
+``t2f``, ``cbf``, ...), matched case-insensitively; ``mask`` is reserved for the brain mask.
+
+An optional ``mask`` modality marks the brain; without one, the voxels where any source is non-zero in its
+original intensities do (skull-stripped inputs, as BraTS data are: zero outside the brain).
 
 Every volume goes through the same steps in training and at inference (:func:`prepare_subject`):
 
@@ -23,6 +28,7 @@ Every volume goes through the same steps in training and at inference (:func:`pr
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +57,8 @@ def _modality_of(name: str) -> str:
 
 
 def modality_entries(folder: Path, modality: str) -> list[Path]:
-    """Entries of ``folder`` that hold ``modality``: ``t1.nii.gz``, ``X_t1.nii.gz``, ``t1/`` (DICOM)."""
+    """Entries of ``folder`` that hold ``modality``: ``t1.nii.gz``, ``X_t1.nii.gz``, ``X-t1.nii.gz`` (BraTS 2023),
+    ``t1/`` (DICOM)."""
     modality = modality.lower()
     found = []
     for entry in sorted(folder.iterdir()):
@@ -62,7 +69,7 @@ def modality_entries(folder: Path, modality: str) -> list[Path]:
             continue
         if entry.is_file() and entry.name.lower() == stem:  # no image suffix
             continue
-        if stem == modality or stem.endswith(f"_{modality}"):
+        if stem == modality or stem.endswith((f"_{modality}", f"-{modality}")):
             found.append(entry)
     return found
 
@@ -79,7 +86,8 @@ def subject_files(folder: Path, modalities: list[str], required: list[str] | Non
             subject.files[modality] = entries[0]
         elif required is None or modality in required:
             raise InputError(f"{folder}: subject {folder.name} has no '{modality}' image (looked for "
-                             f"{modality}.nii.gz, {modality}.nii, *_{modality}.nii.gz, {modality}.dcm or a "
+                             f"{modality}.nii.gz, {modality}.nii, *_{modality}.nii.gz, *-{modality}.nii.gz, "
+                             f"{modality}.dcm or a "
                              f"{modality}/ DICOM folder)")
     return subject
 
@@ -158,6 +166,15 @@ def _resample_onto(image, reference, nearest: bool = False):
     return resampled
 
 
+def brain_mask(images: dict, sources: list[str]) -> np.ndarray:
+    """The brain on the first source's grid: the ``mask`` image (> 0.5) where there is one, else the voxels
+    where any source is non-zero in its original intensities (skull-stripped data are 0 outside the brain;
+    an interpolated undershoot below 0 inside it still counts)."""
+    if "mask" in images:
+        return np.asarray(images["mask"].array) > 0.5
+    return np.any(np.stack([np.asarray(images[s].array) != 0 for s in sources]), axis=0)
+
+
 def normalize_sources(arrays: np.ndarray) -> np.ndarray:
     """Per volume and channel, z-score over the non-zero voxels: ``(S, *spatial)`` → float32, zeros kept."""
     from monai.transforms import NormalizeIntensity
@@ -194,7 +211,7 @@ def prepare_subject(images: dict, sources: list[str], *, spacing, multiple: int,
 
     reference = images[sources[0]]
     stack = normalize_sources(np.stack([images[s].array for s in sources]))
-    mask = images["mask"].array > 0.5 if "mask" in images else np.any(stack != 0, axis=0)
+    mask = brain_mask(images, sources)
     extra = [mask.astype(np.float32)] + ([np.asarray(images[target].array, np.float32)] if target else [])
     data = MetaTensor(torch.from_numpy(np.concatenate([stack, np.stack(extra)])), affine=reference.affine)
     transform = grid_transform(spacing, multiple, spatial_dims)
@@ -218,10 +235,23 @@ def restore_grid(values: np.ndarray, prepared: PreparedSubject) -> np.ndarray:
     return np.asarray(back.detach().cpu().numpy(), np.float32)
 
 
+def check_modality_name(name: str, param: str) -> None:
+    """A modality is a name (the stem of its files: ``t1``, ``flair``), not a file or a path."""
+    if not name or not name.strip():
+        raise UsageError(f"{param} must name a modality, e.g. t1, got an empty name", param=param)
+    if any(name.lower().endswith(x) for x in SUFFIXES) or "/" in name or "\\" in name:
+        stem = re.split(r"[_-]", _modality_of(re.split(r"[/\\]", name)[-1]))[-1] or "t1"
+        raise UsageError(f"{param} {name!r} is a file or path; name the modality as the files' stem ({stem})",
+                         param=param)
+
+
 def check_modalities(sources: list[str], target: str) -> None:
-    """Sources must be distinct, non-empty, and not include the target or the mask."""
+    """Sources must be distinct, non-empty modality names, and not include the target or the mask."""
     if not sources:
         raise UsageError("source must name at least one modality, e.g. --source t1", param="source")
+    for name in sources:
+        check_modality_name(name, "source")
+    check_modality_name(target, "target")
     if len(set(sources)) != len(sources):
         raise UsageError(f"source lists a modality twice: {sources}", param="source")
     if target in sources:
