@@ -19,7 +19,7 @@ DEFAULT_DEVICE = "auto"
 
 Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same result on the CPU.")]
-Threads = Annotated[Optional[int], typer.Option(min=1, show_default=False,
+Threads = Annotated[Optional[int], typer.Option(min=1, show_default=False, metavar="N",
                                                 help="CPU threads for torch (default: the physical cores; 1 per "
                                                      "process under torchrun).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]

@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from medvae.errors import count
+from medvae_cli._help import App
 from medvae_cli._options import DEFAULT_DEVICE, Device, Overwrite, Progress, Threads
 from medvae_cli._run import parse_floats, parse_ints, run_task
 
-app = typer.Typer(help="Reference examples that show how a VAE works.", no_args_is_help=True)
+app = App(help="Reference examples that show how a VAE works.", no_args_is_help=True)
 
 
 @app.command("mnist")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,6 +18,10 @@ DOCS = {
     "vaegan": "Train a VAE-GAN: the convolutional VAE plus a patch discriminator (Larsen et al. 2016).",
 }
 
+VAEGAN = "VAE-GAN"
+"""The help panel of the options that only a VAE-GAN has."""
+VAEGAN_ONLY = ("adv_weight", "feature_weight", "adv_warmup")
+
 
 def train_command(kind: str):
     def command(
@@ -30,9 +35,12 @@ def train_command(kind: str):
         beta: Annotated[float, typer.Option(help="KL weight (1 = the ELBO).")] = 1.0,
         kl_warmup: Annotated[int, typer.Option(help="Epochs over which the KL weight ramps up to beta.")] = 0,
         likelihood: Annotated[str, typer.Option(help="bernoulli (BCE) or gaussian (MSE).")] = "bernoulli",
-        adv_weight: Annotated[float, typer.Option(help="vaegan: adversarial weight per pixel.")] = 0.05,
-        feature_weight: Annotated[float, typer.Option(help="vaegan: feature-matching weight per pixel.")] = 0.05,
-        adv_warmup: Annotated[int, typer.Option(help="vaegan: epochs over which the adversarial terms ramp in.")] = 1,
+        adv_weight: Annotated[float, typer.Option(help="Adversarial weight per pixel.", rich_help_panel=VAEGAN)]
+        = 0.05,
+        feature_weight: Annotated[float, typer.Option(help="Feature-matching weight per pixel.",
+                                                      rich_help_panel=VAEGAN)] = 0.05,
+        adv_warmup: Annotated[int, typer.Option(help="Epochs over which the adversarial terms ramp in.",
+                                                rich_help_panel=VAEGAN)] = 1,
         epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
         batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
         lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
@@ -79,6 +87,10 @@ def train_command(kind: str):
         typer.echo(f"wrote {result.model_path}, {stem}.recon.png, {stem}.samples.png")
 
     command.__doc__ = DOCS[kind]
+    if kind != "vaegan":  # a plain VAE has no discriminator: its options are not offered (nor accepted) there
+        signature = inspect.signature(command, eval_str=True)
+        command.__signature__ = signature.replace(
+            parameters=[p for p in signature.parameters.values() if p.name not in VAEGAN_ONLY])
     return command
 
 

@@ -13,9 +13,10 @@ import typer
 
 from medvae import __version__
 from medvae_cli import convert, cxr, demo, generative, info, phantom, synthesis
+from medvae_cli._help import App
 from medvae_cli._run import state
 
-app = typer.Typer(
+app = App(
     name="medvae",
     help="Variational autoencoders for medical imaging: train, generate, synthesise, enhance.",
     no_args_is_help=True,
@@ -23,13 +24,13 @@ app = typer.Typer(
     # Tracebacks with locals would print patient data from DICOM headers.
     pretty_exceptions_show_locals=False,
 )
-train = typer.Typer(help="Train a model.", no_args_is_help=True)
+train = App(help="Train a model.", no_args_is_help=True)
 train.command("vae")(generative.train_command("vae"))
 train.command("vaegan")(generative.train_command("vaegan"))
 train.command("synthesis")(synthesis.train_synthesis)
 train.command("enhance")(cxr.train_enhance)
 train.command("segment")(cxr.train_segment)
-evaluate = typer.Typer(help="Measure a model on held-out data.", no_args_is_help=True)
+evaluate = App(help="Measure a model on held-out data.", no_args_is_help=True)
 evaluate.command("generative")(generative.evaluate_generative)
 evaluate.command("synthesis")(synthesis.evaluate_synthesis)
 evaluate.command("enhance")(cxr.evaluate_enhance)

@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from medvae_cli._help import App
 from medvae_cli._options import Overwrite, Progress, hidden
 from medvae.errors import count
 from medvae_cli._run import one_of, run_task
 
-app = typer.Typer(help="Make sample data with ground truth.", no_args_is_help=True)
+app = App(help="Make sample data with ground truth.", no_args_is_help=True)
 
 
 @app.command("brain")

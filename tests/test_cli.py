@@ -338,3 +338,49 @@ def test_the_default_demo_gives_the_readme_numbers(tmp_path):
     assert t["neg_elbo"] == pytest.approx(readme["neg_elbo"], abs=3.0)
     assert t["nll_importance_sampled"] == pytest.approx(readme["nll_importance_sampled"], abs=3.0)
     assert t["nll_importance_sampled"] < t["neg_elbo"]
+
+
+# ---------------------------------------------------------------------------------- help that reads well
+def test_no_flag_shows_a_value_type_in_any_help():
+    for name in ["", *_commands()]:
+        result = runner.invoke(app, [*name.split(), "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "<bool>" not in result.output, name
+
+
+def test_debug_is_a_flag_not_a_value():
+    result = runner.invoke(app, ["--debug", "true"])
+    assert result.exit_code != 0  # 'true' is not a command: --debug takes no value, and its help says so
+    assert "--debug " in runner.invoke(app, ["--help"]).output
+
+
+def test_train_vae_offers_only_vae_options_and_vaegan_groups_its_own():
+    vae = runner.invoke(app, ["train", "vae", "--help"]).output
+    assert "--adv-weight" not in vae and "--feature-weight" not in vae and "--adv-warmup" not in vae
+    assert "VAE-GAN" not in vae
+    vaegan = runner.invoke(app, ["train", "vaegan", "--help"]).output
+    assert "VAE-GAN" in vaegan and "--adv-weight" in vaegan
+    result = runner.invoke(app, ["train", "vae", "--data", "mnist", "--adv-weight", "1"])
+    assert result.exit_code == 2 and "--adv-weight" in result.output
+
+
+def _flat(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum() or ch in ",:[]")
+
+
+def test_a_long_default_is_shown_whole():
+    default = "[default: noise,blur,contrast,grid,exposure]"
+    narrow = runner.invoke(app, ["train", "enhance", "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": ""}).output
+    assert "…" not in narrow  # folded onto the next line where the column is narrow, never cut
+    assert _flat(default) in _flat(narrow)
+    wide = runner.invoke(app, ["train", "enhance", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": ""}).output
+    assert default in wide
+
+
+def test_help_paragraphs_flow_to_the_terminal_width():
+    from medvae_cli._help import flow
+
+    assert flow("one\ntwo\n\n  three\n  four") == "one two\n\nthree four"
+    assert flow("\bkeep\nlines") == "\bkeep\nlines"
+    wide = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": ""}).output
+    assert "is left alone, with a note, unless --overwrite." in wide  # the docstring's hard break is gone
