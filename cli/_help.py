@@ -60,7 +60,9 @@ def _folding():
         rich_utils._get_parameter_help = original
 
 
-class Command(TyperCommand):
+class _ReadableHelp:
+    """Flowing paragraphs, flags without a type and whole defaults, for a command or a group."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.help = flow(self.help)
@@ -75,19 +77,12 @@ class Command(TyperCommand):
             super().format_help(ctx, formatter)
 
 
-class Group(TyperGroup):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.help = flow(self.help)
+class Command(_ReadableHelp, TyperCommand):
+    pass
 
-    def get_params(self, ctx):
-        params = super().get_params(ctx)
-        _untyped_flags(params)
-        return params
 
-    def format_help(self, ctx, formatter) -> None:
-        with _folding():
-            super().format_help(ctx, formatter)
+class Group(_ReadableHelp, TyperGroup):
+    pass
 
 
 class App(typer.Typer):
