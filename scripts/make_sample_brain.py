@@ -1,6 +1,6 @@
 """Write sample_data/brain_real/TCGA-DU-7294/: a reduced copy of one real multi-contrast glioma MRI.
 
-    python scripts/make_sample_brain.py [--data /work/shared/data/brain-tcga/TCGA-DU-7294]
+    python scripts/make_sample_brain.py [--data ../shared/data/brain-tcga/TCGA-DU-7294]
 
 From the co-registered, skull-stripped 1 mm T1, T1c, T2 and FLAIR of TCGA-DU-7294 (TCIA TCGA-LGG, CC BY 3.0),
 each volume is
@@ -30,7 +30,7 @@ import numpy as np
 MODALITIES = ("t1", "t1c", "t2", "flair")
 FACTOR = 4
 SLICES = 16
-DEFAULT = Path("/work/shared/data/brain-tcga/TCGA-DU-7294")
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain-tcga" / "TCGA-DU-7294"  # ../shared beside the repo
 OUT = Path(__file__).resolve().parents[1] / "sample_data" / "brain_real" / "TCGA-DU-7294"
 
 
