@@ -301,10 +301,15 @@ def test_every_command_that_runs_a_model_has_threads_and_it_reaches_torch(demo_r
 def test_default_threads_is_one_per_process_under_torchrun(monkeypatch):
     from medvae.train.device import default_threads, physical_cores
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert default_threads() == 1
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert default_threads() == physical_cores() >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # what the user chose for the process wins
+    assert default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert default_threads() == physical_cores()
 
 
 def test_counts_are_pluralised():

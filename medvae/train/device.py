@@ -36,7 +36,14 @@ def physical_cores() -> int:
 
 
 def default_threads() -> int:
-    """``--threads``' default: the physical cores for one process, 1 per process under ``torchrun``."""
+    """``--threads``' default: ``OMP_NUM_THREADS`` where the user set it (a positive integer), else the
+    physical cores for one process and 1 per process under ``torchrun``."""
+    try:
+        chosen = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        chosen = 0
+    if chosen > 0:
+        return chosen
     return 1 if world()[2] > 1 else physical_cores()
 
 
