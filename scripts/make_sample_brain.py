@@ -21,8 +21,6 @@ geometry is kept, and nothing is printed of it.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +56,7 @@ def tumour_centre_z(flair: np.ndarray, brain: np.ndarray, threshold: float = 2.5
 
 def main() -> None:
     import nibabel as nib
+    from medvae.io.atomic import atomic_folder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT, help="the subject folder with t1/t1c/t2/flair.nii.gz")
@@ -83,25 +82,13 @@ def main() -> None:
     to_small = np.diag([FACTOR, FACTOR, FACTOR, 1.0])
     to_small[:3, 3] = (FACTOR - 1) / 2 + FACTOR * np.asarray(lo)
     new_affine = affine @ to_small
-    # written into a temporary folder beside the output and swapped in at the end: a failure leaves the old set
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
-    try:
+    with atomic_folder(args.out) as tmp:  # written aside and swapped in: a failure leaves the old set
         for m, a in small.items():
             crop = np.round(a[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]).astype(np.int16)
             image = nib.Nifti1Image(crop, new_affine)
             image.set_qform(new_affine, code=1)
             image.set_sform(new_affine, code=1)
             nib.save(image, tmp / f"{m}.nii.gz")
-        tmp.chmod(0o755)
-        old = args.out.with_name(f".{args.out.name}.old")
-        if args.out.exists():
-            args.out.rename(old)
-        tmp.rename(args.out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     total = sum((args.out / f"{m}.nii.gz").stat().st_size for m in MODALITIES)
     print(f"wrote {', '.join(f'{m}.nii.gz' for m in MODALITIES)} to {args.out}: {SLICES} axial slices at "
           f"{FACTOR} mm around the tumour, {total / 1024:.0f} KB in all")

