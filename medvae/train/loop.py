@@ -204,7 +204,7 @@ def fit(
             if config.state_path is not None:
                 save_state(config.state_path, epoch + 1, model, opt, record, opt_d)
             if writer is not None:
-                log_tensorboard(writer, epoch + 1, record, _previews(model, previews))
+                log_tensorboard(writer, epoch + 1, record, preview_images(model, previews))
             if config.progress:
                 print_epoch(record, config.epochs, train_time)
             if on_epoch_end is not None:
@@ -243,7 +243,8 @@ def _resume(config: TrainConfig, model, opt, opt_d, device, record: TrainRecord)
     return start_epoch
 
 
-def _previews(model: nn.Module, previews) -> dict:
+def preview_images(model: nn.Module, previews) -> dict:
+    """``previews(model)`` in eval mode under ``no_grad`` (the model's mode restored after); {} for None."""
     if previews is None:
         return {}
     was_training = model.training

@@ -74,32 +74,29 @@ class Recipe:
         epoch unless ``previews`` is off, and logged to TensorBoard where that is on.
         """
         from medvae.train import fit, is_main_process
+        from medvae.train.loop import preview_images
+        from medvae.viz import write_png
 
         settings = dataclasses.replace(self.config.train, state_path=self.state_path)
+        logged: dict = {}
+
+        def for_tensorboard(m):  # kept, so the PNG files of the same epoch do not draw them again
+            logged["images"] = previews(m)
+            return logged["images"]
 
         def on_epoch_end(epoch, m, record):
             save(m, record, False)
             if previews is not None and settings.previews:
-                self.write_previews(m, previews)
+                images = logged.pop("images", None)
+                for name, image in (images if images is not None else preview_images(m, previews)).items():
+                    write_png(image, f"{self.stem}.{name}.png")
 
-        record = fit(model, train_data, val_data, settings, on_epoch_end=on_epoch_end, previews=previews)
+        record = fit(model, train_data, val_data, settings, on_epoch_end=on_epoch_end,
+                     previews=for_tensorboard if previews is not None else None)
         if not is_main_process():
             return None
         save(model, record, True)
         return {**record.to_dict(), "wall_seconds": time.perf_counter() - self.started}
-
-    def write_previews(self, model, previews: Callable[[object], dict]) -> None:
-        import torch
-
-        from medvae.viz import write_png
-
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            images = previews(model)
-        model.train(was_training)
-        for name, image in images.items():
-            write_png(image, f"{self.stem}.{name}.png")
 
 
 def check_model_path(out: Path) -> None:
