@@ -115,7 +115,9 @@ def evaluate(data, model_paths, samples: int = 16, seed: int = 0, threshold: flo
                 result = synthesize_subject(model, model_info, images, samples, seed)
                 preds["model"] = result.mean
                 std = result.std
-                spread, noise = std_parts(model, model_info, images, samples, seed)
+                # the two parts of the total std: the draws' spread, and the predicted noise that makes the rest
+                spread = result.model_std
+                noise = np.sqrt(np.clip(result.std.astype(np.float64) ** 2 - spread.astype(np.float64) ** 2, 0, None))
             tumour = (tumour_outline(images["flair"].array, brain, threshold) if "flair" in images
                       else np.zeros(brain.shape, bool))
             normal = held & ~ndimage.binary_dilation(tumour, np.ones((3, 3, 3)), iterations=margin)
@@ -154,25 +156,6 @@ def evaluate(data, model_paths, samples: int = 16, seed: int = 0, threshold: flo
     out = {"data": str(data), "samples": samples, "seed": seed, "tumour_threshold": threshold,
            "normal_margin_voxels": margin, "results": results}
     return (out, volumes) if keep else out
-
-
-def std_parts(model, info, images: dict, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The two parts of the predictive std on the subject's grid, target units: the spread of the ``samples``
-    draws' means (what the latent leaves open) and ``sqrt(E[2 b^2])``, the predicted Laplace noise."""
-    import torch
-
-    from medvae.data.paired import prepare_subject, restore_grid
-    from medvae.models.synthesis import LOG_SCALE_RANGE
-    from medvae.tasks.synthesis.synthesize import sample_on_grid
-
-    pre = info.preprocessing
-    prepared = prepare_subject(images, pre["sources"], spacing=pre["spacing"], multiple=pre["multiple"],
-                               spatial_dims=pre["spatial_dims"])
-    draws = torch.from_numpy(sample_on_grid(model, prepared.source.as_tensor(), samples, seed, pre.get("patch_size")))
-    spread = draws[:, 0].std(0, correction=1)
-    noise = (2 * torch.exp(2 * draws[:, 1].clamp(*LOG_SCALE_RANGE))).mean(0).sqrt()
-    back = restore_grid(np.stack([spread.numpy(), noise.numpy()]) * pre["target_scale"], prepared)
-    return np.clip(back[0], 0, None), np.clip(back[1], 0, None)
 
 
 def _ras(a: np.ndarray, affine: np.ndarray) -> np.ndarray:
