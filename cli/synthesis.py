@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, hidden
+from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads, hidden
 from medvae_cli._run import one_of, parse_floats, parse_ints, report_batch, require, run_task
 
 
@@ -49,6 +49,7 @@ def train_synthesis(
     overwrite: Overwrite = False,
     tensorboard: Tensorboard = None,
     progress: Progress = True,
+    threads: Threads = None,
 ) -> None:
     """Train missing-modality synthesis: a conditional VAE-GAN from --source modalities to --target."""
     from medvae.tasks.synthesis.train import train_synthesis
@@ -61,7 +62,7 @@ def train_synthesis(
         global_latent=global_latent, beta=beta,
         adv_weight=adv_weight, adv_warmup=adv_warmup, epochs=epochs, batch_size=batch_size, lr=lr,
         test_fraction=test_fraction, holdout=holdout, limit=limit, seed=seed, device=device, amp=amp, resume=resume,
-        overwrite=overwrite, tensorboard=tensorboard, progress=progress)
+        overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
     if result is None:
         return
     r = result.record
@@ -100,6 +101,7 @@ def synthesize(
     device: Device = DEFAULT_DEVICE,
     overwrite: Overwrite = False,
     progress: Progress = True,
+    threads: Threads = None,
     input_option: Annotated[Optional[Path], hidden("--input")] = None,
     out_option: Annotated[Optional[Path], hidden("--out")] = None,
 ) -> None:
@@ -112,7 +114,7 @@ def synthesize(
     output = require(one_of("output", output, out_option, "--out"), "OUTPUT")
     report = run_task(run, model, input, output, samples=samples, uncertainty=uncertainty,
                       model_uncertainty=model_uncertainty, seed=seed, device=device, overwrite=overwrite,
-                      progress=progress)
+                      progress=progress, threads=threads)
     also = [str(p) for p in (uncertainty, model_uncertainty) if p]
     report_batch(report, "synthesised", what="subjects", also=f" and {' and '.join(also)}" if also else "")
 
@@ -130,12 +132,13 @@ def evaluate_synthesis(
     as_json: Json = False,
     device: Device = DEFAULT_DEVICE,
     progress: Progress = True,
+    threads: Threads = None,
 ) -> None:
     """PSNR/SSIM/MAE in the brain mask beside linear-regression and L1 U-Net baselines, and how the spread ranks
     the errors."""
     from medvae.tasks.synthesis.evaluate import evaluate_synthesis, format_report
 
     result = run_task(evaluate_synthesis, model, data, baseline=baseline, samples=samples, seed=seed, limit=limit,
-                      device=device, progress=progress)
+                      device=device, progress=progress, threads=threads)
     typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 

@@ -274,10 +274,8 @@ def test_the_help_of_every_command_imports_neither_torch_nor_monai():
 def test_every_command_that_runs_a_model_has_threads_and_it_reaches_torch(demo_run, tmp_path):
     commands = _commands()
     no_model = ("convert", "info", "phantom brain", "phantom cxr")
-    not_yet = ("synthesize", "train synthesis", "evaluate synthesis")  # cli/synthesis.py gets it later
     for name in commands:
-        if name not in not_yet:
-            assert ("--threads" in _options(commands[name])) == (name not in no_model), name
+        assert ("--threads" in _options(commands[name])) == (name not in no_model), name
     out, _ = demo_run
     before, before_interop = torch.get_num_threads(), torch.get_num_interop_threads()
     try:
