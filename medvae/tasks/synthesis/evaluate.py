@@ -1,7 +1,9 @@
 """``medvae evaluate synthesis MODEL --data DIR``: the synthesis model beside two baselines, on held-out subjects.
 
 Held-out subjects are those of ``DIR`` the model did not train on (the model file lists its training
-subjects' folders). For each, inside the brain mask (the subject's ``mask`` image, or the voxels where a
+subjects' folders). A model trained with ``holdout="slabs"`` (one subject, or a few, split by axial slabs) is
+scored on the held-out slabs its file records (:func:`medvae.data.slabs.heldout_voxels`), and its linear
+baseline is fitted on the training slabs only. For each, inside the brain mask (the subject's ``mask`` image, or the voxels where a
 source is non-zero), in the subject's own grid and the target's own units:
 
 * **model**: the mean of ``samples`` draws from the conditional VAE-GAN;
@@ -69,11 +71,14 @@ def _design(images: dict, sources: list[str]) -> np.ndarray:
     return np.concatenate([np.ones((1, *stack.shape[1:]), np.float32), stack])  # (1 + S, x, y, z)
 
 
-def fit_linear(subjects: list[dict], sources: list[str], target: str) -> np.ndarray:
-    """Least-squares coefficients ``(1 + S,)`` of ``target ≈ a + Σ b_i source_i`` inside the subjects' masks."""
+def fit_linear(subjects: list[dict], sources: list[str], target: str, within: list | None = None) -> np.ndarray:
+    """Least-squares coefficients ``(1 + S,)`` of ``target ≈ a + Σ b_i source_i`` inside the subjects' masks
+    (and inside ``within[i]``, a boolean image per subject, where given: the training slabs)."""
     xs, ys = [], []
-    for images in subjects:
+    for i, images in enumerate(subjects):
         mask = _mask(images, sources)
+        if within is not None and within[i] is not None:
+            mask = mask & within[i]
         xs.append(_design(images, sources)[:, mask].T)
         ys.append(np.asarray(images[target].array, np.float64)[mask])
     coef, *_ = np.linalg.lstsq(np.concatenate(xs).astype(np.float64), np.concatenate(ys), rcond=None)
@@ -171,6 +176,7 @@ def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *
     from medvae.data.paired import find_subjects, read_subject_folder
     from medvae.metrics import masked_image_metrics, spearman
     from medvae.checkpoint import load_model_of_kind
+    from medvae.data.slabs import heldout_voxels
     from medvae.tasks.synthesis.synthesize import synthesize_subject
     from medvae.tasks.synthesis.uncertainty import interval_coverage, oracle_share, sparsification
     from medvae.train import resolve_device
@@ -184,26 +190,38 @@ def evaluate_synthesis(model_path: str | os.PathLike, data: str | os.PathLike, *
     pre = info.preprocessing
     sources, target = pre["sources"], pre["target"]
     trained_on = set(info.training.get("train_subjects") or [])
-    subjects = [s for s in find_subjects(data, [*sources, target]) if str(s.folder.resolve()) not in trained_on]
+    slabs = info.training.get("holdout") == "slabs"
+    held = set(info.training.get("heldout_slabs") or {}) if slabs else set()
+    subjects = [s for s in find_subjects(data, [*sources, target])
+                if (str(s.folder.resolve()) in held if slabs else str(s.folder.resolve()) not in trained_on)]
     if not subjects:
-        raise InputError(f"{data}: every subject here trained the model; pass a folder with held-out subjects")
+        raise InputError(f"{data}: " + ("no subject here has held-out slabs in the model file; pass the folder the "
+                                        "model trained on" if slabs else "every subject here trained the model; "
+                                        "pass a folder with held-out subjects"))
     subjects = subjects[:limit] if limit else subjects
     missing = [f for f in trained_on if not Path(f).is_dir()]
     if missing:
         raise InputError(f"{missing[0]}: a training subject of the model is gone; the linear baseline is fitted "
                          "on the model's training subjects")
-    training = [read_subject_folder(Path(f), [*sources, target]) for f in sorted(trained_on)]
-    coef = fit_linear(training, sources, target)
+    folders = sorted(trained_on)
+    training = [read_subject_folder(Path(f), [*sources, target]) for f in folders]
+    within = ([heldout_voxels(info.training, f, images[target], part="train") for f, images in zip(folders, training)]
+              if slabs else None)
+    coef = fit_linear(training, sources, target, within)
     unet, unet_info, note = l1_unet(model_path, info, baseline, device, progress)
+    if slabs and unet_info.training.get("heldout_slabs") != info.training.get("heldout_slabs"):
+        note += " (warning: it holds out other slabs than the model)"
     truth_name = f"{target}_truth"
     rows = []
     for subject in tqdm(subjects, desc="evaluating", unit="subject", disable=not progress, leave=False):
         images = read_subject_folder(subject.folder, [*sources, target], ("mask", truth_name))
         mask = _mask(images, sources)
+        if slabs:  # only the held-out slabs: nothing of the training slabs or the gaps beside them
+            mask = mask & heldout_voxels(info.training, subject.folder, images[target])
         result = synthesize_subject(model, info, images, samples, seed, keep_draws=True)
         unet_result = synthesize_subject(unet, unet_info, images, 1, seed, keep_draws=True)
         preds = {"model": result.mean, "linear": apply_linear(coef, images, sources), "l1_unet": unet_result.mean}
-        row = {"subject": subject.name, "mean_std": float(result.std[mask].mean()),
+        row = {"subject": subject.name, "scored_voxels": int(mask.sum()), "mean_std": float(result.std[mask].mean()),
                "mean_model_std": float(result.model_std[mask].mean())}
         for key, name in (("", target), ("truth_", truth_name)):
             if name in images:

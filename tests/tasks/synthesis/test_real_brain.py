@@ -179,3 +179,19 @@ def test_only_the_heldout_slabs_are_scored(tiny):
     for method in ("model", "l1_unet", "linear"):
         assert np.isfinite(row[method]["psnr"]) and -1 <= row[method]["ssim"] <= 1
     assert row["std"]["mean_heldout"] > 0
+
+
+def test_evaluate_synthesis_scores_a_slab_model_on_its_heldout_slabs_only(tiny):
+    from medvae.tasks.synthesis.evaluate import evaluate_synthesis
+
+    gan, unet = tiny
+    result = evaluate_synthesis(gan.model_path, SAMPLE, baseline=unet.model_path, samples=2, device="cpu",
+                                progress=False)
+    (row,) = result["subjects"]
+    slabs = read_model_info(gan.model_path).training["heldout_slabs"][str(SUBJECT.resolve())]
+    images = read_subject_folder(SUBJECT, ["t1", "flair"])
+    scored = brain_mask(images, ["t1"]) & slab_voxels(images["flair"].affine, images["flair"].array.shape,
+                                                      slabs["heldout_mm"])
+    assert row["subject"] == SUBJECT.name and row["scored_voxels"] == scored.sum() > 0
+    assert "warning" not in result["baseline_note"]  # the U-Net holds out the same slabs
+    assert all(np.isfinite(result["mean"][m]["psnr"]) for m in ("model", "linear", "l1_unet"))
