@@ -62,11 +62,13 @@ def scale_to_unit(array: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def to_display(array: np.ndarray, low: float, high: float, bits: int = 8) -> np.ndarray:
-    """Map ``low..high`` to the integers ``0..2**bits - 1`` (uint8 or uint16)."""
+    """Map ``low..high`` to the integers ``0..2**bits - 1`` (uint8 or uint16); NaN and -inf become 0, +inf the
+    top value (the reader's note on such an image says so)."""
     if bits not in (8, 16):
         raise UsageError(f"bits must be 8 or 16, got {bits}", param="bits")
     top = 2**bits - 1
-    return np.round(scale_to_unit(array, low, high) * top).astype(np.uint8 if bits == 8 else np.uint16)
+    unit = np.nan_to_num(scale_to_unit(array, low, high), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.round(unit * top).astype(np.uint8 if bits == 8 else np.uint16)
 
 
 def voi_lut_to_unit(image) -> np.ndarray | None:

@@ -31,17 +31,13 @@ import numpy as np
 
 import medvae
 from medvae.errors import InputError
+# the patient, study and series attributes copied from a source header, and how
+from medvae.io.dicom_header import DEIDENTIFICATION, PATIENT, SERIES, STUDY, quiet, valid_copy
 
 CR, CT, MR, SC = ("1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
                   "1.2.840.10008.5.1.4.1.1.7")
 KEPT_IODS = {CR, CT, MR}
 
-PATIENT = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-           "PatientSize", "PatientWeight", "PatientComments")
-DEIDENTIFICATION = ("PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence")
-STUDY = ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-         "StudyDescription")
-SERIES = ("PatientPosition",)
 # BodyPartExamined values of unpaired structures, where General Series Laterality must be absent (the rest,
 # and unknown values, need it); checked against dciodvfy
 UNPAIRED = frozenset('''ABDOMEN ABDOMENPELVIS AORTA BLADDER BRAIN CEREBELLUM CERVIX CHEST CHESTABDOMEN CHESTABDPELVIS
@@ -136,6 +132,7 @@ def _output_iod(source, geometry) -> str:
     return sop_class if sop_class in KEPT_IODS else SC
 
 
+@quiet()
 def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic: bool, series_uid: str,
                     instance: int, geometry: tuple | None, spacing: tuple[float, float] | None,
                     notes: list[str] = (), series_description: str | None = None,
@@ -146,6 +143,8 @@ def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic:
     source without it (or an MR source without ScanningSequence/SequenceVariant) gives a Secondary
     Capture, still filed with the source's patient and study.
     ``frame_of_reference`` is the FrameOfReferenceUID for a Secondary Capture with geometry (one per series).
+    The source's values are read inside :func:`~medvae.io.dicom_header.quiet` (pydicom quotes none of them),
+    and an attribute that is a number by its VR but holds something else (a PatientSize of "tall") is left out.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
@@ -156,12 +155,12 @@ def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic:
     ds = Dataset()
     ds.SpecificCharacterSet = getattr(source, "SpecificCharacterSet", "ISO_IR 192") if source else "ISO_IR 192"
     for keyword in PATIENT + STUDY:
-        if source is not None and keyword in source:
+        if source is not None and valid_copy(source, keyword):
             setattr(ds, keyword, source[keyword].value)
     if source is not None and source.get("PatientIdentityRemoved") == "YES" and (
             "DeidentificationMethod" in source or "DeidentificationMethodCodeSequence" in source):
         for keyword in DEIDENTIFICATION:  # only together: the method is required once identity is removed
-            if keyword in source:
+            if valid_copy(source, keyword):
                 setattr(ds, keyword, source[keyword].value)
     for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
                     "ReferringPhysicianName", "StudyID", "AccessionNumber"):
@@ -180,7 +179,7 @@ def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic:
     ds.Manufacturer = "medvae"
     ds.SoftwareVersions = medvae.__version__
     for keyword in SERIES:
-        if source is not None and keyword in source and sop_class != SC:
+        if source is not None and valid_copy(source, keyword) and sop_class != SC:
             setattr(ds, keyword, source[keyword].value)
     body_part = str(source.get("BodyPartExamined") or "").strip().upper() if source is not None else ""
     if body_part:
@@ -189,7 +188,7 @@ def derived_dataset(pixels_rc: np.ndarray, source, *, operation: str, synthetic:
         ds.Laterality = (source.get("Laterality") or None) if source is not None else None
     if sop_class != SC:
         for keyword in ACQUISITION[sop_class]:
-            if keyword in source:
+            if valid_copy(source, keyword):
                 setattr(ds, keyword, source[keyword].value)
         for keyword in TYPE2[sop_class]:
             if keyword not in ds:
@@ -310,15 +309,16 @@ def write_dicom(image, path: str | Path, *, operation: str = "convert", syntheti
     if array.ndim == 2:
         from medvae.io.atomic import atomic_path
 
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, quiet():
             datasets[0].save_as(tmp, enforce_file_format=True)
         return path
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
     old = folder.parent / f".{folder.name}.old"
     try:
-        for k, ds in enumerate(datasets):
-            ds.save_as(tmp / f"{k + 1:04d}.dcm", enforce_file_format=True)
+        with quiet():
+            for k, ds in enumerate(datasets):
+                ds.save_as(tmp / f"{k + 1:04d}.dcm", enforce_file_format=True)
         if folder.exists():
             folder.rename(old)
         tmp.rename(folder)

@@ -35,7 +35,7 @@ def geometry_json(ds) -> dict:
 def _raise_if_not_finite(values, tag: str) -> None:  # MONAI's words, so that errors read as they did
     if not np.isfinite(tuple(values)).all():
         raise ValueError(f"PydicomReader: cannot derive affine matrix because DICOM tag {tag} "
-                         f"has a non-finite value: {values}.")
+                         "has a non-finite value.")  # the value itself is never shown
 
 
 def affine_of(metadata: dict) -> np.ndarray:

@@ -28,6 +28,8 @@ import numpy as np
 
 from medvae.errors import InputError, first_line
 from medvae.io.dicom_geometry import SPATIAL_SHAPE, affine_of, geometry_json
+from medvae.io.dicom_header import check_header, quiet
+from medvae.io.limits import check_size
 
 AFFINE, ORIGINAL_AFFINE = "affine", "original_affine"  # MONAI's MetaKeys names, as before
 #: (row, column) swap applied to the affine along with the array's first two axes (``swap_ij``)
@@ -53,6 +55,19 @@ def _item(ds, keyword):
     """The first item of a sequence attribute, or None."""
     seq = getattr(ds, keyword, None) if ds is not None else None
     return seq[0] if seq else None
+
+
+def _has_pixel_data_tag(filename) -> bool:
+    """Whether the file's bytes hold a Pixel Data element's tag (7FE0,0010): pydicom reads a file cut inside its
+    pixel data without them, and without an error."""
+    import re
+
+    try:
+        with open(filename, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return re.search(rb"\xe0\x7f\x10\x00|\x7f\xe0\x00\x10(OB|OW)", data[132:]) is not None
 
 
 def _valid_spacing(value) -> tuple[float, float] | None:
@@ -145,18 +160,26 @@ class MedvaeDicomReader:
         if isinstance(data, (list, tuple)) and len(data) > 1:
             names = [str(f) for f in data]
             self.filenames, self.has_series = [names], True
-            return [pydicom.dcmread(f, **{**self.kwargs, **kwargs}) for f in names]
-        name = str(data[0] if isinstance(data, (list, tuple)) else data)
-        self.filenames, self.has_series = [name], False
-        with warnings.catch_warnings():
+        else:
+            names = [str(data[0] if isinstance(data, (list, tuple)) else data)]
+            self.filenames, self.has_series = names, False
+        datasets = []
+        with quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(name, **{**self.kwargs, **kwargs})
+            for name in names:  # the values the reader uses are decoded and checked here, never quoted
+                ds = pydicom.dcmread(name, **{**self.kwargs, **kwargs})
+                self._add_notes(check_header(ds, name))
+                datasets.append(ds)
+        return datasets if self.has_series else datasets[0]
+
+    def _add_notes(self, notes) -> None:
+        self.facts.notes.extend(n for n in notes if n not in self.facts.notes)
 
     def get_data(self, data):
         """``(array, meta)``: the pixels ``(columns, rows[, slices])`` and metadata with ``"affine"``,
         ``"original_affine"``, ``"spatial_shape"`` and, where the file says nothing of its size,
         ``"spacing_known"``."""
-        with warnings.catch_warnings():
+        with quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.has_series:
                 array, meta = self._combine_dicom_series(data, self.filenames[0])
@@ -231,20 +254,25 @@ class MedvaeDicomReader:
         from pydicom.pixels import apply_color_lut, apply_modality_lut
 
         if "PixelData" not in img and "FloatPixelData" not in img and "DoubleFloatPixelData" not in img:
+            if _has_pixel_data_tag(filename):  # pydicom stops quietly where a file ends inside its pixel data
+                raise InputError(f"{filename}: the pixel data is truncated or cannot be decoded")
             sop = getattr(getattr(img, "SOPClassUID", None), "name", None)
             raise InputError(f"{filename}: the DICOM file holds no image (no Pixel Data)"
                              + (f"; it is a {sop}" if sop else "; is it truncated?"))
+        frames = int(getattr(img, "NumberOfFrames", 1) or 1)
+        check_size(filename, (int(getattr(img, "Columns", 0) or 0), int(getattr(img, "Rows", 0) or 0), frames))
         _infer_transfer_syntax(img)
         try:
             data = img.pixel_array
         except Exception as e:  # decoder missing, truncated pixel data, ...
-            msg = first_line(e)
             syntax = getattr(getattr(getattr(img, "file_meta", None), "TransferSyntaxUID", None), "name", "?")
-            raise InputError(f"{filename}: cannot decode the pixel data ({syntax}): {msg}") from e
+            text = str(e)
+            if "missing dependencies" in text or "No pixel data decoders" in text or "not supported" in text:
+                raise InputError(f"{filename}: cannot decode the pixel data ({syntax}): {first_line(e)}") from e
+            raise InputError(f"{filename}: the pixel data is truncated or cannot be decoded ({syntax})") from e
         if not data.dtype.isnative:  # big-endian files: native order for numpy/torch arithmetic
             data = data.astype(data.dtype.newbyteorder("="))
         photometric = str(getattr(img, "PhotometricInterpretation", "MONOCHROME2")).upper()
-        frames = int(getattr(img, "NumberOfFrames", 1) or 1)
         samples = int(getattr(img, "SamplesPerPixel", 1) or 1)
         bits = int(getattr(img, "BitsStored", 0) or getattr(img, "BitsAllocated", 16))
         self.facts.bits = bits
@@ -365,7 +393,7 @@ class MedvaeDicomReader:
             spacing = _valid_spacing(ds.ImagerPixelSpacing)
             self.facts.notes.append("pixel spacing from ImagerPixelSpacing (measured at the detector)")
         elif spacing is None and getattr(ds, "PixelSpacing", None) is not None:
-            self.facts.notes.append(f"PixelSpacing {list(ds.PixelSpacing)} is not a size; pixel size unknown")
+            self._add_notes(["the PixelSpacing attribute is not a valid pixel size; pixel size unknown"])
         affine = np.eye(4)
         if spacing is not None:
             row_spacing, col_spacing = float(spacing[0]), float(spacing[1])

@@ -45,16 +45,19 @@ def normalize_format(fmt: str) -> str:
     return key
 
 
-def sniff_format(path: Path) -> str | None:
-    """The format a file's first bytes show, or None."""
+def sniff_format(path: Path, *, dicom_prefix: bool = True) -> str | None:
+    """The format a file's first bytes show, or None; ``"dicom"`` also for the start of a DICOM file cut before
+    its 132nd byte (``dicom_prefix=False``: not that)."""
     with open(path, "rb") as f:
         head = f.read(352)
+    if dicom_prefix and truncated_dicom(path, head):
+        return "dicom"  # its first bytes, cut short: check_readable says so
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
+        return "tiff" if _tiff_directory_inside(path, head) else None
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x93NUMPY"):
@@ -66,6 +69,32 @@ def sniff_format(path: Path) -> str | None:
     return "dicom" if _headerless_dicom(path, head) else None
 
 
+def _tiff_directory_inside(path: Path, head: bytes) -> bool:
+    """Whether a TIFF header's first image directory lies inside the file. A DICOM preamble may start like a
+    TIFF (dual-format files such as pydicom's CT_small.dcm): cut before its 'DICM', it is no TIFF either."""
+    order = "<" if head[:2] == b"II" else ">"
+    big = head[2:4] in (b"+\x00", b"\x00+")
+    if len(head) < (16 if big else 8):
+        return False
+    offset = int.from_bytes(head[8:16] if big else head[4:8], "little" if order == "<" else "big")
+    return 8 <= offset < path.stat().st_size
+
+
+def truncated_dicom(path: Path, head: bytes | None = None) -> bool:
+    """Whether ``path`` (named as DICOM, or with no known suffix) looks like the start of a DICOM file cut before
+    its 132nd byte (the 128-byte preamble and 'DICM'): a preamble that is all zeros or a TIFF header pointing past
+    the end, or a file named as DICOM that shows no other format."""
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(352)
+    named = format_from_suffix(path)
+    if len(head) >= 132 or len(head) < 8 or named not in (None, "dicom"):
+        return False
+    if not any(head) or head[:4] in (b"II*\x00", b"MM\x00*") and not _tiff_directory_inside(path, head):
+        return True
+    return named == "dicom" and sniff_format(path, dicom_prefix=False) is None
+
+
 def _headerless_dicom(path: Path, head: bytes) -> bool:
     """DICOM without the preamble and 'DICM' (old ACR-NEMA style): starts with a group 0008 element
     (either byte order) and pydicom finds image attributes in it."""
@@ -73,8 +102,11 @@ def _headerless_dicom(path: Path, head: bytes) -> bool:
         return False
     import pydicom
 
+    from medvae.io.dicom_header import quiet
+
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID", "Rows"])
+        with quiet():  # no value warnings (a malformed UID would be quoted)
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID", "Rows"])
     except Exception:
         return False
     return "SOPClassUID" in ds or "Rows" in ds
@@ -84,10 +116,14 @@ def check_readable(path: Path) -> str:
     """Return the format to read ``path`` as, or raise InputError with one line."""
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise InputError(f"{path}: the file is empty")
     sniffed = sniff_format(path)
     named = format_from_suffix(path)
+    if sniffed == "dicom" and size < 132:
+        raise InputError(f"{path}: truncated: {size} bytes, shorter than a DICOM file's 128-byte preamble and "
+                         "'DICM' prefix; not a complete DICOM file")
     if sniffed is None or sniffed == "gzip":
         what = "a gzip file that is not NIfTI" if sniffed == "gzip" else "not an image file medvae reads"
         raise InputError(f"{path}: {what} (DICOM, NIfTI, PNG, TIFF, JPEG or .npy)")

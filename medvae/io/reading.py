@@ -22,6 +22,7 @@ import numpy as np
 from medvae.errors import InputError, first_line
 from medvae.io.formats import check_readable, sniff_format
 from medvae.io.image import Image
+from medvae.io.limits import check_size
 
 # MONAI says, when it loads and on every DICOM read, that its optional GPU decoder (nvImageCodec) is
 # missing. On a CPU that is not news to users, so those two messages are silenced (for the commands that
@@ -33,27 +34,46 @@ warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
 def read_image(path: str | os.PathLike) -> Image:
     """Read a DICOM file, a folder holding one DICOM series, a NIfTI, PNG, TIFF, JPEG or .npy file.
 
+    Sizes are checked from the header before any pixel is decoded (:mod:`medvae.io.limits`); NaN and infinite
+    values are kept, and a note counts them.
+
     Raises:
-        InputError: the file is missing, empty, truncated, not an image, or an unsupported kind
-            (4-D NIfTI, multi-page TIFF, a folder with several series); the message is one line.
+        InputError: the file is missing, empty, truncated, not an image, larger than the voxel limit, or an
+            unsupported kind (4-D NIfTI, multi-page TIFF, a folder with several series); the message is one
+            line, and names a DICOM attribute rather than showing its value.
     """
     path = Path(path)
     if path.is_dir():
-        return _read_dicom(path, dicom_files_in(path))
+        return _note_non_finite(_read_dicom(path, dicom_files_in(path)))
     fmt = check_readable(path)
     try:
         if fmt == "dicom":
-            return _read_dicom(path, [path])
-        if fmt == "nifti":
-            return _read_nifti(path)
-        if fmt == "npy":
-            return _read_npy(path)
-        return _read_pil(path, fmt)
+            image = _read_dicom(path, [path])
+        elif fmt == "nifti":
+            image = _read_nifti(path)
+        elif fmt == "npy":
+            image = _read_npy(path)
+        else:
+            image = _read_pil(path, fmt)
     except InputError:
         raise
     except Exception as e:
-        msg = first_line(e)
+        msg = first_line(e) if fmt != "dicom" else type(e).__name__  # a DICOM error may quote a header value
         raise InputError(f"{path}: cannot read this {fmt.upper()} file ({msg})") from e
+    return _note_non_finite(image)
+
+
+def _note_non_finite(image: Image) -> Image:
+    """Add a note counting NaN and infinite values. They are kept (NIfTI, .npy and DICOM's refusal see them as they
+    are); display formats show them as black (NaN, -inf) and white (+inf)."""
+    a = image.array
+    if a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+        nan = int(np.count_nonzero(np.isnan(a)))
+        inf = int(np.count_nonzero(np.isinf(a)))
+        parts = [f"{nan} NaN" if nan else "", f"{inf} infinite" if inf else ""]
+        image.notes.append("the image holds " + " and ".join(p for p in parts if p) + f" value{'s' if nan + inf > 1 else ''}"
+                           " (PNG, TIFF and JPEG show NaN and -inf as black, +inf as white)")
+    return image
 
 
 def _load(reader, path: Path | list[Path]) -> tuple[np.ndarray, dict]:
@@ -73,15 +93,10 @@ def dicom_files_in(folder: Path) -> list[Path]:
 
 
 def _read_dicom(path: Path, files: list[Path]) -> Image:
-    import pydicom
+    from medvae.io.dicom_header import read_header
     from medvae.io.dicom_reader import MedvaeDicomReader
 
-    headers = []
-    for f in files:
-        try:
-            headers.append(pydicom.dcmread(f, stop_before_pixels=True, force=True))  # sniffed as DICOM already
-        except Exception as e:
-            raise InputError(f"{f}: not a readable DICOM file ({first_line(e)})") from e
+    headers = [read_header(f) for f in files]  # sniffed as DICOM already; only the attributes medvae uses
     for f, h in zip(files, headers):
         if "SegmentSequence" in h:
             raise InputError(f"{f}: a DICOM SEG (segmentation) is not an image medvae reads; convert its "
@@ -89,6 +104,8 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
     series = {str(getattr(h, "SeriesInstanceUID", "")) for h in headers}
     if len(series) > 1:
         raise InputError(f"{path}: the folder holds {len(series)} DICOM series; give one series' folder")
+    sizes = [(int(h.get("Columns") or 0), int(h.get("Rows") or 0), int(h.get("NumberOfFrames") or 1)) for h in headers]
+    check_size(path, sizes[0] if len(sizes) == 1 else (*sizes[0][:2], sum(s[2] for s in sizes)))
     reader = MedvaeDicomReader(force=True)
     try:
         with warnings.catch_warnings():
@@ -96,9 +113,8 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
             array, meta = _load(reader, files)  # several files: one series (see MedvaeDicomReader.read)
     except InputError:
         raise
-    except Exception as e:
-        msg = first_line(e)
-        raise InputError(f"{path}: cannot read this DICOM data ({msg})") from e
+    except Exception as e:  # the type only: pydicom's and numpy's messages may quote a header value
+        raise InputError(f"{path}: cannot read this DICOM data ({type(e).__name__})") from e
     facts = reader.facts
     if len(files) > 1:  # headers in the same (spatial) order as the slices
         by_name = {str(f): h for f, h in zip(files, headers)}
@@ -124,10 +140,11 @@ def _read_dicom(path: Path, files: list[Path]) -> Image:
 def _read_nifti(path: Path) -> Image:
     import nibabel as nib
 
-    img = nib.load(str(path))
+    img = nib.load(str(path))  # the header only; the voxels are read (decompressed) below
     if len(img.shape) > 3:  # before reading the voxels: a 4-D series can be large
         raise InputError(f"{path}: a {len(img.shape)}-D NIfTI {tuple(img.shape)} is not supported; "
                          "split it into 3-D volumes (for example with fslsplit)")
+    check_size(path, img.shape, "volume" if len(img.shape) == 3 else "image")
     # the voxels as stored (scaled by scl_slope/scl_inter), in the file's axis order, as MONAI's NibabelReader
     # gave them; the affine is nibabel's own (sform, else qform): MONAI's may be "corrected" from pixdim,
     # which loses shears and trusts stale pixdims
@@ -137,6 +154,15 @@ def _read_nifti(path: Path) -> Image:
 
 
 def _read_npy(path: Path) -> Image:
+    try:
+        with open(path, "rb") as f:  # the header first: shape and dtype, before any data is read
+            version = np.lib.format.read_magic(f)
+            shape = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                     np.lib.format.read_array_header_2_0)(f)[0]
+    except Exception:
+        shape = None  # np.load below says what is wrong
+    if shape is not None:
+        check_size(path, shape, "array")
     try:
         array = np.asarray(np.load(str(path), allow_pickle=False))
     except ValueError as e:  # the message medvae gave when it read .npy through MONAI's NumpyReader
@@ -152,10 +178,9 @@ def _read_npy(path: Path) -> Image:
 
 
 def _read_pil(path: Path, fmt: str) -> Image:
-    from PIL import Image as PILImage
-
     notes: list[str] = []
-    with PILImage.open(path) as probe:
+    with _pil_open(path) as probe:  # the header only: size, mode and pages, before any pixel is decoded
+        check_size(path, probe.size)
         mode, frames = probe.mode, getattr(probe, "n_frames", 1)
     if frames > 1:
         raise InputError(f"{path}: a {frames}-page {fmt.upper()} is not supported; save one page per file")
@@ -169,7 +194,7 @@ def _read_pil(path: Path, fmt: str) -> Image:
             return img.convert("L")
         return img
 
-    with PILImage.open(str(path)) as img:  # (columns, rows): PIL's rows first, swapped like MONAI's PILReader
+    with _pil_open(path) as img:  # (columns, rows): PIL's rows first, swapped like MONAI's PILReader
         array = np.asarray(np.moveaxis(np.asarray(to_gray(img)), 0, 1))
     lo, hi = (int(array.min()), int(array.max())) if array.size and array.dtype.kind in "iub" else (0, 0)
     if array.dtype.kind == "f":
@@ -184,3 +209,20 @@ def _read_pil(path: Path, fmt: str) -> Image:
     return Image(array=np.ascontiguousarray(array), format=fmt, path=path, bits=bits, value_range=value_range,
                  notes=notes)
 
+
+
+def _pil_open(path: Path):
+    """``PIL.Image.open`` with Pillow's own decompression-bomb guard set to medvae's limit: sizes are checked
+    against :func:`medvae.io.limits.max_voxels` (one line), so Pillow neither warns nor refuses below it."""
+    from PIL import Image as PILImage
+
+    from medvae.io.limits import max_voxels
+
+    PILImage.MAX_IMAGE_PIXELS = max(max_voxels(), PILImage.MAX_IMAGE_PIXELS or 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            return PILImage.open(str(path))
+        except PILImage.DecompressionBombError:
+            raise InputError(f"{path}: the image is larger than medvae's limit of {max_voxels():,} pixels; "
+                             "nothing was decoded (set MEDVAE_MAX_IMAGE_VOXELS to raise the limit)") from None

@@ -61,7 +61,7 @@ def test_folder_with_broken_files(tmp_path, sample_dir):
     err = result.stderr
     assert "converted 3, 3 failed:" in err
     assert f"{src / 'nested' / 'empty.dcm'}: the file is empty" in err
-    assert f"{src / 'truncated.dcm'}: cannot decode the pixel data" in err
+    assert f"{src / 'truncated.dcm'}: the pixel data is truncated or cannot be decoded" in err
     assert f"{src / 'misnamed.dcm'}: named as DICOM but holds PNG data" in err
     assert err.strip().splitlines()[-1] == "error: 3 of 6 inputs failed (listed above)"
     # the same pixels through JPEG 2000 and uncompressed; the 16-bit PNG was copied as it is
