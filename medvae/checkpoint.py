@@ -9,7 +9,9 @@ Metadata keys (all strings; the structured ones hold JSON):
 ``training``        the training record (epochs, losses, data, seed, timings)
 ``medvae_version``  the version that wrote the file
 
-Loading never unpickles: safetensors holds only tensors and strings. The training state kept for
+Loading never unpickles: safetensors holds only tensors and strings, and a file is checked before anything is
+built from it (its header by hand, its metadata, its config against its tensors and the memory limit
+``MEDVAE_MAX_MODEL_BYTES``, finite weights: :mod:`medvae.model_checks`), so every bad file is one line. The training state kept for
 ``--resume`` (optimizer moments, epoch) is separate and loaded with ``torch.load(weights_only=True)``.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from medvae import __version__
 from medvae.io.atomic import atomic_path
-from medvae.errors import InputError, UsageError
+from medvae.errors import InputError, UsageError, first_line
 
 FORMAT = "medvae-model"
 
@@ -79,59 +81,67 @@ def save_model(
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:
-    """Read a model file's metadata without torch.
+    """Read a model file's metadata without torch (its header is checked by hand, see :mod:`medvae.model_checks`).
 
     Raises:
-        InputError: the file is missing, not safetensors, or not a medvae model; one line naming it.
+        InputError: the file is missing, not safetensors, not a medvae model, or its metadata is malformed;
+            one line naming it.
     """
-    from safetensors import safe_open
+    return _read(Path(path))[0]
 
-    path = Path(path)
+
+def _read(path: Path) -> tuple[ModelInfo, dict[str, tuple[str, tuple[int, ...]]]]:
+    """:func:`read_model_info` and the file's tensors (name -> (dtype, shape)), from its header alone."""
+    import math
+
+    from medvae.model_checks import parse_metadata, read_header
+
     if path.is_dir():
         raise InputError(f"{path}: is a folder; pass a model file (.safetensors)")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            keys = list(f.keys())
-            n_params = 0
-            for k in keys:
-                n = 1
-                for s in f.get_slice(k).get_shape():
-                    n *= s
-                n_params += n
-    except Exception as e:  # safetensors raises its own SafetensorError and OSError variants
-        raise InputError(f"{path}: not a medvae model file (not readable as safetensors: {e})") from None
-    if meta.get("format") != FORMAT or "kind" not in meta:
+        meta, tensors = read_header(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+    if meta.get("format") != FORMAT or not meta.get("kind"):
         raise InputError(f"{path}: a safetensors file but not a medvae model (no medvae metadata)")
-    try:
-        loads = {k: json.loads(meta.get(k) or "{}") for k in ("config", "preprocessing", "training")}
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: medvae metadata is corrupt ({e})") from None
-    return ModelInfo(
+    parsed = parse_metadata(path, meta["kind"], meta)
+    info = ModelInfo(
         path=path,
         kind=meta["kind"],
         medvae_version=meta.get("medvae_version", ""),
-        n_tensors=len(keys),
-        n_parameters=n_params,
-        **loads,
+        n_tensors=len(tensors),
+        n_parameters=sum(math.prod(shape) for _, shape in tensors.values()),
+        **parsed,
     )
+    return info, tensors
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu"):
     """Rebuild the model stored in ``path`` and load its weights; returns ``(model, info)``.
 
+    Nothing is built or allocated before the file passes :mod:`medvae.model_checks`: a safetensors header,
+    well-formed metadata, a config the model class accepts, whose parameter shapes are the file's and whose
+    memory is within ``MEDVAE_MAX_MODEL_BYTES``; then the weights must all be finite.
+
     Raises:
-        InputError: not a medvae model, an unknown kind, or weights that do not fit the config.
+        InputError: any of those fails: one line naming the file and the problem.
     """
     from safetensors.torch import load_file
 
+    from medvae.model_checks import check_config, check_finite, invalid
     from medvae.models import build_model
 
-    info = read_model_info(path)
+    path = Path(path)
+    info, tensors = _read(path)
+    check_config(path, info.kind, info.config, info.preprocessing, tensors)
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as e:  # the header was checked: what is left is safetensors' own stricter checks, or I/O
+        raise invalid(path, f"its tensors cannot be read: {first_line(e)}") from None
+    check_finite(path, state)
     model = build_model(info.kind, info.config)
-    state = load_file(str(path), device=str(device))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

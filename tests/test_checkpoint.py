@@ -42,7 +42,7 @@ def test_file_is_plain_safetensors_with_string_metadata(tmp_path):
 def test_not_a_model(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"this is not a model")
-    with pytest.raises(InputError, match="junk.safetensors: not a medvae model file"):
+    with pytest.raises(InputError, match="junk.safetensors: not a safetensors model file"):
         read_model_info(junk)
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(plain))
