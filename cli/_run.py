@@ -132,7 +132,8 @@ def require(value: T | None, name: str) -> T:
 def report_batch(report, verb: str, *, what: str = "inputs", also: str = "") -> None:
     """Print what a batch command did (every batch command the same way) and exit 1 if any input failed.
 
-    Notes first, on stderr (``note: INPUT: ...``), then one ``note:`` per output that existed and was skipped;
+    Notes first, on stderr (``note: INPUT: ...``), then one ``note:`` per output that existed and was skipped
+    and per entry of the input tree that was passed over (a broken link, a FIFO, ...);
     then, for one input, ``wrote OUTPUT`` (plus ``also``) or its failure as the error line; for several, the
     summary (on stderr when any failed, with each failure) and ``error: N of M ... failed``.
     """
@@ -140,6 +141,8 @@ def report_batch(report, verb: str, *, what: str = "inputs", also: str = "") -> 
         typer.echo(f"note: {src}: {note}", err=True)
     for line in report.skip_notes():
         typer.echo(f"note: {line}", err=True)
+    for entry, reason in report.ignored:
+        typer.echo(f"note: {entry}: skipped: {reason}", err=True)
     total = len(report.done) + len(report.skipped) + len(report.failed)
     if total == 1:
         if report.failed:

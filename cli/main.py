@@ -7,6 +7,8 @@ small jobs ``demo``, ``convert``, ``info``, ``phantom``); this file puts them un
 
 from __future__ import annotations
 
+import sys
+
 from typing import Annotated
 
 import typer
@@ -63,6 +65,9 @@ def main(
 ) -> None:
     """medvae: variational autoencoders for medical imaging."""
     state.debug = debug
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print as the bytes they are
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     if not debug:  # pydicom's notes on malformed header values (e.g. a non-numeric UID) are not errors
         import warnings
 

@@ -31,12 +31,14 @@ IMAGE_SUFFIXES = tuple(s for suffixes in SUFFIXES.values() for s in suffixes)
 
 @dataclass
 class BatchReport:
-    """What a batch run did. ``failed`` holds (input, reason) pairs; ``notes`` (input, note) pairs."""
+    """What a batch run did. ``failed`` holds (input, reason) pairs; ``notes`` (input, note) pairs; ``ignored``
+    (entry, reason) pairs for what the tree walk passed over (:func:`discover`)."""
 
     done: list[tuple[Path, Path]] = field(default_factory=list)
     skipped: list[tuple[Path, Path]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[tuple[Path, str]] = field(default_factory=list)
+    ignored: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -80,20 +82,28 @@ def is_image_file(path: Path) -> bool:
         return False
 
 
-def discover(root: str | os.PathLike, *, series: bool = False) -> list[Path]:
+def discover(root: str | os.PathLike, *, series: bool = False,
+             ignored: list[tuple[Path, str]] | None = None) -> list[Path]:
     """The inputs under ``root``: image files found recursively, sorted.
+
+    Folders reached through a symbolic link are walked like any other, once: a link to a folder already walked
+    (a loop back to an ancestor, or a second link to the same folder) is not followed again. Entries that are
+    not inputs although they look like some are listed in ``ignored`` as ``(path, reason)`` when it is given:
+    broken links, links already walked, FIFOs, sockets and devices, and folders that cannot be listed. Hidden
+    files (``.name``) and ``DICOMDIR`` are left out without a word.
 
     Args:
         root: a file or folder.
         series: treat each folder holding DICOM files as one input (a series read as a volume) instead
             of reading its files one by one.
+        ignored: a list to append the entries that were passed over, with why.
     """
     root = Path(root)
     if not root.exists():
         raise InputError(f"{root}: no such file or folder")
     if root.is_file():
         return [root]
-    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
+    files = sorted(_walk(root, [] if ignored is None else ignored))
     if not series:
         return files
     units: list[Path] = []
@@ -104,6 +114,51 @@ def discover(root: str | os.PathLike, *, series: bool = False) -> list[Path]:
         else:
             units.append(path)
     return sorted(units)
+
+
+def _walk(root: Path, ignored: list[tuple[Path, str]]) -> list[Path]:
+    """The image files under ``root`` (see :func:`discover`), following each linked folder once."""
+    files: list[Path] = []
+    walked: set[Path] = set()
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        real = folder.resolve()
+        if real in walked:
+            ignored.append((folder, "a link to a folder already walked (a loop, or a second link to it); "
+                                    "not followed again"))
+            continue
+        walked.add(real)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as e:
+            ignored.append((folder, f"the folder cannot be listed ({e.strerror or type(e).__name__})"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():
+                    folders.append(path)
+                elif entry.is_file():
+                    if is_image_file(path):
+                        files.append(path)
+                elif not entry.name.startswith("."):
+                    ignored.append((path, _not_a_file(path, entry)))
+            except OSError as e:
+                ignored.append((path, f"cannot be read ({e.strerror or type(e).__name__})"))
+    return files
+
+
+def _not_a_file(path: Path, entry: os.DirEntry) -> str:
+    """Why an entry that is neither a file nor a folder is passed over."""
+    import stat
+
+    if entry.is_symlink() and not path.exists():
+        return "a broken link: what it points to does not exist"
+    mode = path.stat().st_mode
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return f"{kind}, not a file medvae reads"
 
 
 def output_for(src: Path, in_root: Path, out_root: Path, suffix: str) -> Path:
@@ -127,7 +182,7 @@ def check_output_location(in_root: Path, out_root: Path) -> None:
 def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
               process: Callable[[Path, Path], tuple[Path, list[str]] | Future],
               *, suffix: str | Callable[[Path], str], overwrite: bool = False, progress: bool = True, single_output: Path | None = None,
-              desc: str = "converting") -> BatchReport:
+              desc: str = "converting", ignored: list[tuple[Path, str]] = ()) -> BatchReport:
     """Run ``process(src, dst)`` over ``inputs``, carrying on past failures.
 
     Args:
@@ -143,11 +198,12 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         overwrite: redo outputs that already exist.
         progress: show a progress bar.
         single_output: for a single input file, the exact output path (instead of mirroring).
+        ignored: what :func:`discover` passed over, kept in the report.
     """
     check_output_location(in_root, out_root)
     if not inputs:
         raise InputError(f"{in_root}: no image files found (looked for DICOM, NIfTI, PNG, TIFF, JPEG, .npy)")
-    report = BatchReport()
+    report = BatchReport(ignored=list(ignored))
     claimed: dict[Path, Path] = {}
     bar = inputs
     if progress and len(inputs) > 1:  # tqdm (and the asyncio it brings) only where a bar is shown

@@ -74,11 +74,13 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
     options = ConvertOptions(fmt=fmt, normalize=normalize, bits=bits)
     if input.exists() and output.exists() and input.resolve() == output.resolve():
         raise UsageError(f"output {output} is the input; medvae never overwrites an input", param="output")
-    inputs = discover(input, series=series)
+    ignored: list = []
+    inputs = discover(input, series=series, ignored=ignored)
     exact = output if single_file and named else None
     out_root = output.parent if exact is not None else output
     return run_batch(inputs, input, out_root, lambda src, dst: convert_one(src, dst, options),
-                     suffix=suffix, overwrite=overwrite, progress=progress, single_output=exact)
+                     suffix=suffix, overwrite=overwrite, progress=progress, single_output=exact,
+                     ignored=ignored)
 
 
 def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, list[str]]:

@@ -153,7 +153,8 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         raise UsageError(f"output {output} is the input; medvae never overwrites an input", param="output")
     if options.compare is not None:
         check_output_location(input, options.compare)
-    inputs = discover(input)
+    ignored: list = []
+    inputs = discover(input, ignored=ignored)
     device = str(resolve_device(options.device))
     net, _ = load_model_of_kind(model, "enhancer", device=device)
     checker = load_model_of_kind(options.checker, "segmenter", "checker", device=device) if options.check else None
@@ -179,7 +180,8 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
 
     with pipelined(inputs, read_image, compute, write) as process:
         report = run_batch(inputs, input, output, process, suffix=own_suffix, overwrite=overwrite,
-                           progress=progress, single_output=output if single else None, desc="enhancing")
+                           progress=progress, single_output=output if single else None, desc="enhancing",
+                           ignored=ignored)
     if verdicts and not single and checker is not None:
         write_check_csv(output / CSV_NAME, verdicts)
     return report

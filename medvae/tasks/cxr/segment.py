@@ -137,21 +137,44 @@ def write_overlay(image, labels: np.ndarray, dst: Path) -> Path:
     return dst
 
 
+CSV_COLUMNS = ["input", "mask", "right_lung_px", "left_lung_px", "right_lung_cm2", "left_lung_cm2", "chest_check"]
+
+
 def write_csv(rows: list[LungAreas], path: Path) -> Path:
-    """``lung_areas.csv``, written whole or not at all."""
+    """``lung_areas.csv``, written whole or not at all.
+
+    Rows of an earlier run into the same folder are kept, in their order, unless this run has a row for the same
+    input (then this run's replaces it); this run's other rows follow. File names that are not UTF-8 are written
+    as the bytes they are (surrogate escapes), so the table names every file the way the file system does.
+    """
     from medvae.io.atomic import atomic_path
 
+    new = {r.input: [r.input, r.mask, r.right_px, r.left_px, "" if r.right_cm2 is None else r.right_cm2,
+                     "" if r.left_cm2 is None else r.left_cm2, r.chest_check] for r in rows}
+    table = []
+    for old in _earlier_rows(path):
+        table.append(new.pop(old[0]) if old[0] in new else old)
+    table += new.values()
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["input", "mask", "right_lung_px", "left_lung_px", "right_lung_cm2", "left_lung_cm2",
-                     "chest_check"])
-    for r in rows:
-        writer.writerow([r.input, r.mask, r.right_px, r.left_px, "" if r.right_cm2 is None else r.right_cm2,
-                         "" if r.left_cm2 is None else r.left_cm2, r.chest_check])
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(buffer.getvalue())
+        Path(tmp).write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape")
     return path
+
+
+def _earlier_rows(path: Path) -> list[list[str]]:
+    """The rows of an existing ``lung_areas.csv`` (none if there is none, or it is not one medvae wrote)."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+            rows = list(csv.reader(f))
+    except (FileNotFoundError, IsADirectoryError, csv.Error):
+        return []
+    if not rows or rows[0] != CSV_COLUMNS:
+        return []
+    return [r for r in rows[1:] if len(r) == len(CSV_COLUMNS)]
 
 
 def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str | os.PathLike | None = None,
@@ -186,7 +209,8 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     if output.suffix:
         raise UsageError(f"output {output}: give a folder (masks, overlays and {CSV_NAME} go in it)", param="output")
     check_output_location(input, output)
-    inputs = discover(input)
+    ignored: list = []
+    inputs = discover(input, ignored=ignored)
     dev = str(resolve_device(device))
     net, info = load_model_of_kind(model, "segmenter", device=dev)
     enhancer_net = load_model_of_kind(enhancer, "enhancer", "enhancer", device=dev)[0] if enhance else None
@@ -216,7 +240,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
 
     with pipelined(inputs, read_image, compute, write) as process:
         report = run_batch(inputs, input, output, process, suffix=FORMATS[fmt], overwrite=overwrite,
-                           progress=progress, desc="segmenting")
+                           progress=progress, desc="segmenting", ignored=ignored)
     for src, done in report.skipped:  # outputs from an earlier run still belong in the table
         try:
             source = read_image(src)
