@@ -139,11 +139,19 @@ def report_batch(report, verb: str, *, what: str = "inputs", also: str = "") -> 
     """
     for src, note in report.notes:
         typer.echo(f"note: {src}: {note}", err=True)
+    if state.debug:  # --debug: the traceback of every failure, batch or single
+        import traceback
+
+        for src, error in report.errors:
+            typer.echo(f"traceback for {src}:", err=True)
+            typer.echo("".join(traceback.format_exception(error)).rstrip(), err=True)
     for line in report.skip_notes():
         typer.echo(f"note: {line}", err=True)
     for entry, reason in report.ignored:
         typer.echo(f"note: {entry}: skipped: {reason}", err=True)
-    total = len(report.done) + len(report.skipped) + len(report.failed)
+    for _, output in report.busy:
+        typer.echo(f"note: {output}: in progress by another run; left to it", err=True)
+    total = len(report.done) + len(report.skipped) + len(report.failed) + len(report.busy)
     if total == 1:
         if report.failed:
             src, reason = report.failed[0]

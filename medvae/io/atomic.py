@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from medvae.errors import MedvaeError
+
 
 def _read_umask() -> int:
     mask = os.umask(0)
@@ -19,18 +21,86 @@ def _read_umask() -> int:
 _UMASK = _read_umask()  # read once, at import: os.umask can only be read by setting it
 
 
+#: the longest file name most file systems allow, in bytes
+NAME_MAX = 255
+#: what ``tempfile`` adds to a prefix: eight random characters (letters, digits, ``_``; never a dot)
+_RANDOM = r"[a-z0-9_]{8}"
+
+
+class InProgress(MedvaeError):
+    """Another live medvae run is writing ``path`` now (its temporary file is there): leave it to that run
+    (a batch counts it apart; a command with one output fails with this line, exit code 1)."""
+
+    def __init__(self, path) -> None:
+        super().__init__(f"{path}: in progress by another run; left to it")
+        self.path = path
+
+
+def _parts(path: Path, kind: str) -> tuple[str, str]:
+    """``(prefix, suffix)`` of the temporary names for ``path``: ``.STEM.PID.XXXXXXXX.part[SUFFIX]``, the stem cut so
+    that the whole name fits in :data:`NAME_MAX` bytes wherever ``path``'s own name fits."""
+    suffix = "" if kind == "folder" else "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    end = f".part{suffix}"
+    room = NAME_MAX - len(os.fsencode(f"..{os.getpid()}.{'x' * 8}{end}"))
+    raw = os.fsencode(stem)
+    if len(raw) > room:  # cut on bytes; a broken UTF-8 sequence stays as surrogate escapes
+        stem = os.fsdecode(raw[:max(room, 1)])
+    return f".{stem}.{os.getpid()}.", end
+
+
+def _claim(path: Path, kind: str) -> tuple[str, str]:
+    """Remove temporary files for ``path`` that medvae runs no longer alive left behind (a killed run), and raise
+    :class:`InProgress` where a live one other than this process is writing it. Returns :func:`_parts`."""
+    import re
+    import shutil
+
+    prefix, end = _parts(path, kind)
+    own = prefix.rsplit(".", 2)[0] + "."  # ".STEM."
+    pattern = re.compile(re.escape(own) + r"(\d+)\." + _RANDOM + re.escape(end) + r"(\.old)?")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return prefix, end
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if not match:
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and _alive(pid):
+            raise InProgress(path)
+        if pid != os.getpid():
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+    return prefix, end
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # there, but another user's
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
 
-    The temporary name keeps ``path``'s suffix, so writers that choose a format from the extension
-    (matplotlib, nibabel) still do the right thing.
+    The temporary name (``.STEM.PID.XXXXXXXX.part.SUFFIX``) keeps ``path``'s suffix, so writers that choose a
+    format from the extension (matplotlib, nibabel) still do the right thing, and fits wherever ``path`` fits.
+    Temporary files of ``path`` that a killed run left are removed first; one a live run is writing raises
+    :class:`InProgress`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix  # scan.nii.gz keeps .nii.gz
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[: len(path.name) - len(suffix)]}.",
-                               suffix=f".part{suffix}")
+    prefix, end = _claim(path, "file")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=end)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -44,13 +114,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (the old folder, if any, is
-    moved aside and then removed), on error it is deleted and ``path`` is left as it was."""
+    moved aside and then removed), on error it is deleted and ``path`` is left as it was. Named, cleaned and
+    guarded as :func:`atomic_path` does for files."""
     import shutil
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
-    old = tmp.with_suffix(".old")
+    prefix, end = _claim(path, "folder")
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix, suffix=end))
+    old = tmp.with_name(tmp.name + ".old")
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from medvae.io.images import SUFFIXES, format_from_suffix, sniff_format
 from medvae.errors import InputError, OutputExists, UsageError, first_line
+from medvae.io.atomic import InProgress
 
 IMAGE_SUFFIXES = tuple(s for suffixes in SUFFIXES.values() for s in suffixes)
 
@@ -39,6 +40,8 @@ class BatchReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[tuple[Path, str]] = field(default_factory=list)
     ignored: list[tuple[Path, str]] = field(default_factory=list)
+    busy: list[tuple[Path, Path]] = field(default_factory=list)  # (input, output) another live run is writing
+    errors: list[tuple[Path, BaseException]] = field(default_factory=list)  # each failure's exception (--debug)
 
     @property
     def exit_code(self) -> int:
@@ -55,6 +58,8 @@ class BatchReport:
         parts = [f"{verb} {len(self.done)}"]
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)} already done (--overwrite redoes them)")
+        if self.busy:
+            parts.append(f"left {len(self.busy)} to another run writing them now")
         parts.append(f"{len(self.failed)} failed" + (":" if self.failed else ""))
         lines = [", ".join(parts)]
         lines += [f"  {path}: {reason}" for path, reason in self.failed]
@@ -218,7 +223,7 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
             try:
                 written, notes = future.result()
             except Exception as e:
-                report.failed.append((src, _reason(e, src)))
+                _record(report, src, key, e)
                 del claimed[key]
                 continue
             report.done.append((src, written))
@@ -249,7 +254,7 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         except KeyboardInterrupt:
             raise
         except Exception as e:  # carry on: one bad file must not stop the batch
-            report.failed.append((src, _reason(e, src)))
+            _record(report, src, key, e)
             del claimed[key]  # it wrote nothing, so its name is free for another input
             continue
         if isinstance(result, Future):
@@ -261,6 +266,18 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         report.notes += [(src, note) for note in notes]
     settle(keep=0)
     return report
+
+
+def _record(report: BatchReport, src: Path, output: Path, error: Exception) -> None:
+    """File an input whose processing raised ``error``: skipped where another run wrote its output first or is
+    writing it now (runs into one folder at once), else failed, with the reason."""
+    if isinstance(error, OutputExists):
+        report.skipped.append((src, Path(error.path)))
+    elif isinstance(error, InProgress):
+        report.busy.append((src, Path(error.path)))
+    else:
+        report.failed.append((src, _reason(error, src)))
+        report.errors.append((src, error))
 
 
 def _is_medvae_series(folder: Path) -> bool:

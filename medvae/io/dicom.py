@@ -23,14 +23,12 @@ pydicom writes the files; highdicom would not keep the source's IOD for CT/MR/CR
 from __future__ import annotations
 
 import datetime
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 import medvae
-from medvae.errors import InputError
+from medvae.errors import InputError, OutputExists
 # the patient, study and series attributes copied from a source header, and how
 from medvae.io.dicom_header import DEIDENTIFICATION, PATIENT, SERIES, STUDY, quiet, valid_copy
 
@@ -265,12 +263,13 @@ def is_medvae_series(folder: Path) -> bool:
 
 
 def write_dicom(image, path: str | Path, *, operation: str = "convert", synthetic: bool = False,
-                series_description: str | None = None, overwrite: bool = False) -> Path:
+                series_description: str | None = None, overwrite: bool = False, deidentify: bool = False) -> Path:
     """Write ``image`` (a :class:`medvae.io.images.Image`) as derived DICOM.
 
     A 2-D image becomes one file at ``path``. A volume becomes a series: a folder ``path`` (a ``.dcm``
     suffix is dropped) holding ``0001.dcm``, ``0002.dcm``, ... in slice order. Either appears whole or
-    not at all (written under a temporary name, then renamed).
+    not at all (written under a temporary name, then renamed). ``deidentify``: each instance goes through
+    :func:`medvae.io.deidentify.deidentify` before it is saved.
 
     Returns:
         the file or folder written.
@@ -289,7 +288,7 @@ def write_dicom(image, path: str | Path, *, operation: str = "convert", syntheti
         raise InputError(f"{target}: a folder of that name exists and is not a DICOM series medvae wrote; "
                          "medvae replaces only its own series folders")
     if target.exists() and not (overwrite and target.is_dir() == (array.ndim == 3)):
-        raise InputError(f"{target}: already exists (pass --overwrite to replace it)")
+        raise OutputExists(target)  # a batch counts it as skipped, as if it had been there at the start
     sources = list(image.dicom) or [None]
     series_uid = generate_uid()
     spacing = (image.spacing[1], image.spacing[0]) if image.spacing_known else None
@@ -306,24 +305,20 @@ def write_dicom(image, path: str | Path, *, operation: str = "convert", syntheti
                                         series_uid=series_uid, instance=k + 1, geometry=slice_geometry,
                                         spacing=spacing, notes=image.notes, series_description=series_description,
                                         frame_of_reference=frame_of_reference, window=image.window))
+    if deidentify:
+        from medvae.io.deidentify import deidentify as strip
+
+        for ds in datasets:
+            strip(ds)
     if array.ndim == 2:
         from medvae.io.atomic import atomic_path
 
         with atomic_path(path) as tmp, quiet():
             datasets[0].save_as(tmp, enforce_file_format=True)
         return path
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
-    old = folder.parent / f".{folder.name}.old"
-    try:
-        with quiet():
-            for k, ds in enumerate(datasets):
-                ds.save_as(tmp / f"{k + 1:04d}.dcm", enforce_file_format=True)
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-    finally:
-        for leftover in (tmp, old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
+    from medvae.io.atomic import atomic_folder
+
+    with atomic_folder(folder) as tmp, quiet():
+        for k, ds in enumerate(datasets):
+            ds.save_as(tmp / f"{k + 1:04d}.dcm", enforce_file_format=True)
     return folder

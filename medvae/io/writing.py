@@ -14,19 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from medvae.errors import InputError, UsageError
+from medvae.errors import InputError, OutputExists, UsageError
 from medvae.io.atomic import atomic_path
 from medvae.io.formats import format_from_suffix, normalize_format
 from medvae.io.image import Image
 
 
 def write_image(image: Image, path: str | os.PathLike, *, fmt: str | None = None, operation: str = "convert",
-                synthetic: bool = False, overwrite: bool = True) -> Path:
+                synthetic: bool = False, overwrite: bool = True, deidentify: bool = False) -> Path:
     """Write ``image`` to ``path`` in ``fmt`` (default: from the suffix), atomically.
 
     The array is written as it is: choose display scaling first (see :func:`medvae.data.intensity.to_display`).
     PNG/TIFF take unsigned integers up to 16 bits, JPEG 8 bits; NIfTI and .npy take any numeric dtype;
-    DICOM is written by :func:`medvae.io.dicom.write_dicom` (a folder of slices for a volume).
+    DICOM is written by :func:`medvae.io.dicom.write_dicom` (a folder of slices for a volume), de-identified
+    with ``deidentify`` (:mod:`medvae.io.deidentify`; the other formats carry no patient attributes).
 
     Returns:
         the path written (for a DICOM volume, the series folder).
@@ -37,13 +38,14 @@ def write_image(image: Image, path: str | os.PathLike, *, fmt: str | None = None
         raise UsageError(f"output {path}: cannot tell the format from the name; add a suffix such as .png, "
                          ".nii.gz or .dcm, or pass --format", param="output")
     if not overwrite and path.exists():
-        raise InputError(f"{path}: already exists (pass --overwrite to replace it)")
+        raise OutputExists(path)  # a batch counts it as skipped, as if it had been there at the start
     if image.path is not None and path.resolve() == Path(image.path).resolve():
         raise UsageError(f"output {path} is the input file; medvae never overwrites an input", param="output")
     if fmt == "dicom":
         from medvae.io.dicom import write_dicom
 
-        return write_dicom(image, path, operation=operation, synthetic=synthetic, overwrite=overwrite)
+        return write_dicom(image, path, operation=operation, synthetic=synthetic, overwrite=overwrite,
+                           deidentify=deidentify)
     if fmt == "nifti":
         _write_nifti(image, path)
     elif fmt == "npy":
@@ -94,6 +96,13 @@ def _nifti_dtype(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
+def _fits_integers(array: np.ndarray, limit: int) -> bool:
+    """Whether float ``array`` holds whole numbers in 0..``limit`` only (an integer image stored as floats)."""
+    finite = bool(np.all(np.isfinite(array)))
+    return finite and (array.size == 0 or (float(array.min()) >= 0 and float(array.max()) <= limit
+                                           and np.array_equal(array, np.round(array))))
+
+
 def _write_pil(image: Image, path: Path, fmt: str) -> None:
     from PIL import Image as PILImage
     from PIL import PngImagePlugin
@@ -105,16 +114,23 @@ def _write_pil(image: Image, path: Path, fmt: str) -> None:
         raise UsageError(f"output {path}: {fmt.upper()} holds a 2-D image but this is a volume of shape "
                          f"{array.shape}; write .nii.gz, .npy or a DICOM series instead", param="output")
     limit = 255 if fmt == "jpeg" else 65535
+    if fmt == "tiff" and array.dtype.kind == "f" and not _fits_integers(array, limit):
+        # TIFF holds 32-bit floats (SampleFormat 3): fractional values are kept, as NIfTI would keep them
+        with atomic_path(path) as tmp:
+            PILImage.fromarray(np.ascontiguousarray(array.T.astype(np.float32))).save(tmp, format="TIFF")
+        return
     if array.dtype.kind == "f" or array.dtype == bool:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise InputError(f"output {path}: the image has non-finite values")
         if not np.array_equal(array, np.round(array)):
             raise UsageError(f"output {path}: {fmt.upper()} stores integers but the values are fractional "
-                             f"({array.min():g}..{array.max():g}); pass --normalize percentile or window", param="output")
+                             f"({array.min():g}..{array.max():g}); write TIFF, NIfTI or .npy, or rescale them first (medvae convert "
+                             "--normalize percentile or window)", param="output")
     lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
     if lo < 0 or hi > limit:
         raise UsageError(f"output {path}: values {lo:g}..{hi:g} do not fit an {'8' if limit == 255 else '16'}-bit "
-                         f"{fmt.upper()}; pass --normalize percentile or window", param="output")
+                         f"{fmt.upper()}; rescale them first (medvae convert --normalize percentile or window)",
+                         param="output")
     small = image.bits <= 8 if image.bits else (array.dtype.itemsize == 1 or array.dtype.kind == "f")
     eight = fmt == "jpeg" or (hi <= 255 and small)
     pixels = np.ascontiguousarray(array.T.astype(np.uint8 if eight else np.uint16))

@@ -22,7 +22,7 @@ pydicom = pytest.importorskip("pydicom")
 import medvae  # noqa: E402
 from medvae.io.dicom import CR, CT, MR, SC, encode_pixels, write_dicom  # noqa: E402
 from medvae.io.images import Image, read_image, write_image  # noqa: E402
-from medvae.errors import InputError  # noqa: E402
+from medvae.errors import InputError, OutputExists  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 CT_SERIES = SAMPLES / "dicom" / "ct_series"
@@ -311,7 +311,7 @@ def test_series_refuses_existing_folder(ct_series, tmp_path):
     folder = write_dicom(ct_series, tmp_path / "derived")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     old_uid = pydicom.dcmread(folder / "0001.dcm").SeriesInstanceUID
-    with pytest.raises(InputError, match="already exists"):
+    with pytest.raises(OutputExists, match="exists; skipped"):
         write_dicom(ct_series, tmp_path / "derived")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     write_dicom(ct_series, tmp_path / "derived", overwrite=True)
@@ -323,7 +323,7 @@ def test_series_refuses_existing_folder(ct_series, tmp_path):
 def test_file_refuses_existing_file_without_overwrite(tmp_path):
     path = write_dicom(png_like(), tmp_path / "a.dcm")
     before = path.read_bytes()
-    with pytest.raises(InputError, match="already exists"):
+    with pytest.raises(OutputExists, match="exists; skipped"):
         write_dicom(png_like(), path)
     assert path.read_bytes() == before
 
