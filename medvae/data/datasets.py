@@ -115,7 +115,8 @@ def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2
     skipped and listed.
 
     Raises:
-        InputError: the folder is missing or holds no usable image (one line).
+        UsageError: the folder is missing (exit code 2).
+        InputError: the folder holds no usable image (one line).
     """
     from pathlib import Path
 
@@ -125,12 +126,12 @@ def load_image_folder(folder, size: int | tuple[int, ...], spatial_dims: int = 2
     from medvae.io.batch import discover
     from medvae.io.images import read_image
     from medvae.data.transforms import fit_size, prepare
-    from medvae.errors import InputError
+    from medvae.errors import InputError, UsageError
 
     folder = Path(folder)
-    if files is None and not folder.is_dir():
-        raise InputError(f"{folder}: " + ("is a file; --data takes a folder of images" if folder.exists()
-                                          else "no such folder"))
+    if files is None and not folder.is_dir():  # the folder the user named: bad usage (exit code 2)
+        raise UsageError(f"data {folder}: " + ("is a file; give a folder of images" if folder.exists()
+                                               else "no such folder"), param="data")
     target = (size,) * spatial_dims if isinstance(size, int) else tuple(size)
     files = [Path(f) for f in files] if files is not None else discover(folder)
     images, used, spacings, skipped = [], [], [], []

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medvae.errors import InputError, first_line
+from medvae.errors import InputError, UsageError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -297,11 +297,13 @@ def lung_pairs(images: str | os.PathLike, masks: str | os.PathLike | None = None
     """
     images = Path(images)
     if not images.is_dir():
-        raise InputError(f"{images}: no such folder" if not images.exists() else f"{images}: not a folder")
+        raise UsageError(f"images {images}: " + ("no such folder" if not images.exists() else "not a folder"),
+                         param="images")
     if masks is not None:
         masks = Path(masks)
         if not masks.is_dir():
-            raise InputError(f"{masks}: no such folder" if not masks.exists() else f"{masks}: not a folder")
+            raise UsageError(f"masks {masks}: " + ("no such folder" if not masks.exists() else "not a folder"),
+                             param="masks")
         left, right = _subdir(masks, "leftMask"), _subdir(masks, "rightMask")
         if left and right:
             source = _subdir(images, "CXR_png") or images

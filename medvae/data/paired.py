@@ -111,7 +111,7 @@ def find_subjects(root: str | os.PathLike, modalities: list[str], required: list
     """
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"{root}: no such folder (expected DIR/<subject>/<modality>.nii.gz)")
+        raise UsageError(f"data {root}: no such folder (expected DIR/<subject>/<modality>.nii.gz)", param="data")
     if is_subject(root, modalities):
         return [subject_files(root, modalities, required)]
     folders = [d for d in sorted(root.iterdir()) if not d.name.startswith(".") and is_subject(d, modalities)]

@@ -28,10 +28,12 @@ class ConvertOptions:
     fmt: str
     normalize: str = "auto"
     bits: int = 8
+    deidentify: bool = False
 
 
 def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | None = None,
             normalize: str = "auto", bits: int = 8, series: bool = False, overwrite: bool = False,
+            deidentify: bool = False,
             progress: bool = True):
     """Convert an image file, a DICOM series folder, or every image under a folder.
 
@@ -67,11 +69,17 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
                          "or give the output a suffix", param="format")
     single_file = input.is_file() or (series and input.is_dir() and not any(p.is_dir() for p in input.iterdir()))
     if input.is_dir() and named and not single_file:
-        raise UsageError(f"output {output}: the input is a folder, so the output must be a folder (drop the "
-                         f"{output.suffix} suffix and pass --format {fmt}), or pass --series to read a folder "
-                         "holding one DICOM series as a volume", param="output")
+        from medvae.io.batch import strip_suffix
+
+        drop = f"drop the {output.name[len(strip_suffix(output.name)):]} suffix and pass --format {fmt}"
+        if series:
+            raise UsageError(f"output {output}: {input} has subfolders, and with --series each folder of DICOM files "
+                             f"is one volume, so the output must be a folder ({drop}); to convert one series to "
+                             "one file, give that series' folder", param="output")
+        raise UsageError(f"output {output}: the input is a folder, so the output must be a folder ({drop}), or "
+                         "pass --series to read a folder holding one DICOM series as a volume", param="output")
     suffix = ".nii.gz" if fmt == "nifti" else SUFFIXES[fmt][0]
-    options = ConvertOptions(fmt=fmt, normalize=normalize, bits=bits)
+    options = ConvertOptions(fmt=fmt, normalize=normalize, bits=bits, deidentify=deidentify)
     if input.exists() and output.exists() and input.resolve() == output.resolve():
         raise UsageError(f"output {output} is the input; medvae never overwrites an input", param="output")
     ignored: list = []
@@ -89,7 +97,8 @@ def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, li
 
     image = read_image(src)
     out = for_output(image, options)
-    written = write_image(out, dst, fmt=options.fmt, operation="convert", overwrite=True)
+    written = write_image(out, dst, fmt=options.fmt, operation="convert", overwrite=True,
+                          deidentify=options.deidentify)
     return written, out.notes
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image as PILImage
 
 from medvae.data.lung_datasets import LungPair, load_lung_mask, lung_pairs, read_jsrt_img, read_lung_image
-from medvae.errors import InputError
+from medvae.errors import InputError, UsageError
 
 
 def save(path, rows_cols: np.ndarray):
@@ -212,10 +212,10 @@ def test_unknown_layout_lists_the_layouts(tmp_path):
 
 
 def test_missing_folders_are_named(tmp_path):
-    with pytest.raises(InputError, match="nowhere: no such folder"):
+    with pytest.raises(UsageError, match="nowhere: no such folder"):  # the folder the user named: exit code 2
         lung_pairs(tmp_path / "nowhere")
     (tmp_path / "img").mkdir()
-    with pytest.raises(InputError, match="nomasks: no such folder"):
+    with pytest.raises(UsageError, match="nomasks: no such folder"):
         lung_pairs(tmp_path / "img", tmp_path / "nomasks")
 
 
