@@ -27,6 +27,10 @@ Amp = Annotated[bool, typer.Option(help="Mixed precision on CUDA.")]
 Resume = Annotated[bool, typer.Option(help="Continue from the training state beside --out.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Redo outputs that exist (otherwise they are skipped, "
                                                              "with a note).")]
+Deidentify = Annotated[bool, typer.Option("--deidentify", help="DICOM outputs without the patient's identity: "
+                                                               "DICOM PS3.15 Annex E's Basic Profile (names, IDs, "
+                                                               "UIDs, dates replaced; age, sex, size, weight removed)."
+                                                               )]
 Tensorboard = Annotated[Optional[Path], typer.Option(metavar="DIR", help="Also log the losses and preview images "
                                                                          "to TensorBoard in DIR.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]

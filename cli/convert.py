@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medvae_cli._options import Overwrite, Progress
+from medvae_cli._options import Deidentify, Overwrite, Progress
 from medvae_cli._run import report_batch, run_task
 
 
@@ -22,6 +22,7 @@ def convert(
                                                 "(DICOM Window Center/Width) or minmax.")] = "auto",
     bits: Annotated[int, typer.Option(help="Bit depth of PNG/TIFF output when a window is applied: 8 or 16.")] = 8,
     series: Annotated[bool, typer.Option("--series", help="Read each folder of DICOM files as one volume.")] = False,
+    deidentify: Deidentify = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -35,5 +36,5 @@ def convert(
     from medvae.tasks.convert import convert as run
 
     report = run_task(run, input, output, fmt=format, normalize=normalize, bits=bits, series=series,
-                      overwrite=overwrite, progress=progress)
+                      overwrite=overwrite, progress=progress, deidentify=deidentify)
     report_batch(report, "converted")

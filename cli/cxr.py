@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from medvae.errors import count
-from medvae_cli._options import (DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads,
+from medvae_cli._options import (DEFAULT_DEVICE, Amp, Deidentify, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads,
                                  hidden)
 from medvae_cli._run import fail, parse_floats, parse_ints, parse_kinds, report_batch, run_task
 
@@ -33,6 +33,7 @@ def enhance(
                                              "file, and chest_check.csv for a folder).")] = True,
     checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
                                                          "(default: the one shipped with medvae).")] = None,
+    deidentify: Deidentify = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -43,7 +44,7 @@ def enhance(
     from medvae.tasks.cxr.enhance import enhance as run
 
     options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device, check=check,
-                             checker=checker)
+                             checker=checker, deidentify=deidentify)
     report_batch(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress,
                  threads=threads), "enhanced")
 
@@ -62,6 +63,7 @@ def segment(
                                                          "or dcm (DICOM SEG; DICOM inputs).")] = "png",
     device: Device = DEFAULT_DEVICE,
     threads: Threads = None,
+    deidentify: Deidentify = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -71,7 +73,8 @@ def segment(
     from medvae.tasks.cxr.segment import segment as run
 
     report, csv_path = run_task(run, input, output, model=model, enhance=enhance, enhancer=enhancer, fmt=format,
-                                overwrite=overwrite, progress=progress, device=device, threads=threads)
+                                overwrite=overwrite, progress=progress, device=device, threads=threads,
+                                deidentify=deidentify)
     typer.echo(f"lung areas: {csv_path}")
     report_batch(report, "segmented")
 

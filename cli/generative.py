@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from medvae.errors import count
-from medvae_cli._options import DEFAULT_DEVICE, Amp, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads
+from medvae_cli._options import DEFAULT_DEVICE, Amp, Deidentify, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads
 from medvae_cli._run import parse_ints, run_task
 
 DOCS = {
@@ -109,17 +109,21 @@ def generate(
     steps: Annotated[int, typer.Option(help="Points on the interpolation path.")] = 8,
     device: Device = DEFAULT_DEVICE,
     threads: Threads = None,
+    deidentify: Deidentify = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate images: draws from the prior, a latent grid, or an interpolation; plus a contact sheet.
 
     A set already in --out (the same mode's images or the contact sheet) is left alone, with a note, unless
-    --overwrite."""
+    --overwrite; a run killed before it finished is resumed by the same command."""
     from medvae.tasks.generative.generate import generate as run
 
     result = run_task(run, model, out, n=n, fmt=format, seed=seed, grid=grid, grid_size=grid_size,
                       grid_range=grid_range, interpolate=tuple(interpolate) if interpolate else None, steps=steps,
-                      device=device, overwrite=overwrite, threads=threads)
+                      device=device, overwrite=overwrite, threads=threads, deidentify=deidentify)
+    if result.resumed:
+        typer.echo(f"note: {out}: resumed an interrupted run: kept the {count(result.resumed, 'image')} it had "
+                   "written", err=True)
     typer.echo(f"wrote {count(len(result.files), 'image')} and {result.contact_sheet.name} to {out}")
 
 

@@ -386,4 +386,4 @@ def test_help_paragraphs_flow_to_the_terminal_width():
     assert flow("one\ntwo\n\n  three\n  four") == "one two\n\nthree four"
     assert flow("\bkeep\nlines") == "\bkeep\nlines"
     wide = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": ""}).output
-    assert "is left alone, with a note, unless --overwrite." in wide  # the docstring's hard break is gone
+    assert "is left alone, with a note, unless --overwrite; a run killed" in wide  # the docstring's hard break is gone

@@ -38,6 +38,7 @@ class EnhanceOptions:
     device: str = "auto"
     check: bool = True
     checker: Path | None = None
+    deidentify: bool = False  # DICOM outputs de-identified (medvae.io.deidentify)
 
 
 def tiling(shape: tuple[int, ...], tile: int, overlap: int, multiple: int) -> tuple[list[int], list[float]]:
@@ -171,7 +172,8 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         result, verdict = result
         # a folder keeps each input's format; one output file named with a suffix gets that format
         written = write_image(result, dst, fmt=None if single else image.format,
-                              operation="enhance (medvae VAE-U-Net)", overwrite=overwrite)
+                              operation="enhance (medvae VAE-U-Net)", overwrite=overwrite,
+                              deidentify=options.deidentify)
         if options.compare is not None:
             rel = src.relative_to(input) if src != input else Path(src.name)
             write_compare(image, result, options.compare / rel.parent, rel.name)

@@ -103,7 +103,7 @@ def lung_areas(labels: np.ndarray, image, src: Path, dst: Path, verdict=None) ->
                      round(left * cm2, 3) if cm2 else None, check)
 
 
-def write_mask(labels: np.ndarray, image, dst: Path, fmt: str, overwrite: bool) -> Path:
+def write_mask(labels: np.ndarray, image, dst: Path, fmt: str, overwrite: bool, deidentify: bool = False) -> Path:
     """Write the lung labels in ``fmt`` on the input's grid (see the module docstring)."""
     from medvae.io.images import Image, write_image
 
@@ -114,7 +114,7 @@ def write_mask(labels: np.ndarray, image, dst: Path, fmt: str, overwrite: bool) 
         return write_image(image.with_array(labels, format="nifti", nifti_header=None), dst, overwrite=overwrite)
     from medvae.io.dicom_seg import write_lung_seg
 
-    return write_lung_seg(labels, image, dst, overwrite=overwrite)
+    return write_lung_seg(labels, image, dst, overwrite=overwrite, deidentify=deidentify)
 
 
 def write_overlay(image, labels: np.ndarray, dst: Path) -> Path:
@@ -179,7 +179,7 @@ def _earlier_rows(path: Path) -> list[list[str]]:
 
 def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str | os.PathLike | None = None,
             enhance: bool = False, enhancer: str | os.PathLike | None = None, fmt: str = "png",
-            overwrite: bool = False, progress: bool = True, device: str = "auto"):
+            overwrite: bool = False, progress: bool = True, device: str = "auto", deidentify: bool = False):
     """Segment the lungs in one radiograph or every image under a folder, into the folder ``output``.
 
     Args:
@@ -231,7 +231,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         shown, labels, verdict = result  # the radiograph as segmented (enhanced with --enhance)
         base = dst.name[: -len(FORMATS[fmt])] if dst.name.endswith(FORMATS[fmt]) else dst.name
         write_overlay(shown, labels, dst.parent / f"{base}.overlay.png")  # first: a mask means all is written
-        written = write_mask(labels, image, dst, fmt, overwrite)
+        written = write_mask(labels, image, dst, fmt, overwrite, deidentify)
         rows[src] = lung_areas(labels, image, src, written, verdict)
         notes = [] if (labels > 0).any() else ["no lungs found"]
         if verdict is not None and not verdict.ok:

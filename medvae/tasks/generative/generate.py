@@ -20,18 +20,25 @@ from medvae.errors import OutputExists, UsageError, check_positive
 class GenerateResult:
     files: list[Path]
     contact_sheet: Path
+    resumed: int = 0  # images an interrupted run with the same settings had written, kept as they were
+
+
+#: the file a run keeps in its output folder while it writes: its settings, so that a re-run after a kill resumes
+RUN_MARKER = ".medvae-generate.json"
 
 
 def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 16, fmt: str = "png",
              seed: int = 0, grid: bool = False, grid_size: int = 15, grid_range: float = 3.0,
              interpolate: tuple[str | os.PathLike, str | os.PathLike] | None = None, steps: int = 8,
-             device: str = "auto", overwrite: bool = False) -> GenerateResult:
+             device: str = "auto", overwrite: bool = False, deidentify: bool = False) -> GenerateResult:
     """Generate images with a medvae model file and write them to the folder ``out``.
 
     Args:
         model_path: a model file from ``medvae train vae|vaegan`` (or the MNIST demo).
         out: output folder (created). If it holds the images this run would write (or its contact sheet), nothing
-            is done (:class:`~medvae.errors.OutputExists`) unless ``overwrite``, which replaces that set.
+            is done (:class:`~medvae.errors.OutputExists`) unless ``overwrite``, which replaces that set. A run
+            that was killed before its contact sheet is resumed by the same command: the images it wrote are kept
+            (the same settings draw the same images) and the rest are written.
         n: images to draw from the prior.
         fmt: ``png``, ``nii`` or ``dcm``.
         seed: fixes the draws: the same seed gives the same images.
@@ -59,7 +66,11 @@ def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 
     out = Path(out)
     prefix, count = ("grid", grid_size**2) if grid else ("interp", steps) if interpolate else ("sample", n)
     names = image_names(prefix, count, fmt)
-    if not overwrite and any(_written(out / name) for name in (*names, CONTACT_SHEET)):
+    settings = {"model": str(Path(model_path).resolve()), "mode": prefix, "count": count, "format": fmt,
+                "seed": seed, "grid_range": grid_range if grid else None,
+                "interpolate": [str(Path(p).resolve()) for p in interpolate] if interpolate else None}
+    keep = set() if overwrite else _resumable(out, names, settings)
+    if not overwrite and not keep and any(_written(out / name) for name in (*names, CONTACT_SHEET)):
         raise OutputExists(out, "image set")
     model, info = load_model(model_path, device=str(resolve_device(device)))
     model.eval()
@@ -77,14 +88,32 @@ def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 
     images = images.float().cpu().numpy()
     if "axes" not in info.preprocessing:  # the MNIST demo's models work on (rows, cols): make them (x, y)
         images = np.swapaxes(images.reshape(len(images), 1, 28, 28), -1, -2)
-    files = _write_all(images, out, fmt, names, info)
+    from medvae.io.atomic import write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / RUN_MARKER, settings)  # until the contact sheet is written: a killed run can be resumed
+    files = _write_all(images, out, fmt, names, info, keep, deidentify)
     _remove_stale(out, prefix, fmt, names)
     from medvae.viz import contact_sheet, display_slices
 
     ncols = grid_size if grid else min(len(images), 8)
     sheet = out / CONTACT_SHEET
     contact_sheet(display_slices(images), sheet, ncols=ncols)
-    return GenerateResult(files, sheet)
+    (out / RUN_MARKER).unlink(missing_ok=True)
+    return GenerateResult(files, sheet, resumed=len(keep))
+
+
+def _resumable(out: Path, names: list[str], settings: dict) -> set[str]:
+    """The images of an interrupted run (its marker there, with these settings, and no contact sheet) to keep."""
+    import json
+
+    try:
+        earlier = json.loads((out / RUN_MARKER).read_text())
+    except (OSError, ValueError):
+        return set()
+    if earlier != settings or _written(out / CONTACT_SHEET):
+        return set()
+    return {name for name in names if _written(out / name)}
 
 
 CONTACT_SHEET = "contact_sheet.png"
@@ -149,7 +178,9 @@ def _interpolate(model, info, paths, steps: int):
     return model.generate((1 - t) * mu[0] + t * mu[1])
 
 
-def _write_all(images: np.ndarray, out: Path, fmt: str, names: list[str], info) -> list[Path]:
+def _write_all(images: np.ndarray, out: Path, fmt: str, names: list[str], info, keep: set[str] = frozenset(),
+               deidentify: bool = False) -> list[Path]:
+    """Write each image under its name (those in ``keep`` are there already, from an interrupted run)."""
     from medvae.data.intensity import to_display
     from medvae.io.images import Image, write_image
 
@@ -163,6 +194,9 @@ def _write_all(images: np.ndarray, out: Path, fmt: str, names: list[str], info) 
     notes = [f"synthetic image generated by medvae from {Path(info.path).name}"]
     files = []
     for img, name in zip(images, names):
+        if name in keep:
+            files.append(out / name if fmt != "dicom" or (out / name).exists() else (out / name).with_suffix(""))
+            continue
         array = img[0]
         if fmt == "png":
             image = Image(array=to_display(array, 0.0, 1.0, 8), format="png", bits=8, notes=list(notes))
@@ -170,5 +204,6 @@ def _write_all(images: np.ndarray, out: Path, fmt: str, names: list[str], info) 
             image = Image(array=array.astype(np.float32), affine=affine, format="nifti", spacing_known=known,
                           notes=list(notes))
         # an existing file here is one ``generate`` checked before it started: ``overwrite`` was given
-        files.append(write_image(image, out / name, operation="generate", synthetic=True, overwrite=True))
+        files.append(write_image(image, out / name, operation="generate", synthetic=True, overwrite=True,
+                                 deidentify=deidentify))
     return files

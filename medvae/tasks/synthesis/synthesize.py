@@ -136,7 +136,7 @@ def read_sources(path: Path, sources: list[str]) -> dict:
 
 
 def write_synthesis(result: Synthesis, info, out: Path, uncertainty: Path | None, overwrite: bool,
-                    model_uncertainty: Path | None = None) -> list[Path]:
+                    model_uncertainty: Path | None = None, deidentify: bool = False) -> list[Path]:
     """Write the mean (and the spread, and the model's part of it) in the reference's grid and header, marked
     synthetic; the paths written, the mean's first."""
     from medvae.io.images import format_from_suffix, write_image
@@ -154,14 +154,15 @@ def write_synthesis(result: Synthesis, info, out: Path, uncertainty: Path | None
             continue
         image = result.reference.with_array(array.astype(np.float32))
         image.notes = [*result.reference.notes, f"medvae {what} ({result.samples} samples)"]
-        written.append(write_image(image, path, operation=what, synthetic=True, overwrite=overwrite))
+        written.append(write_image(image, path, operation=what, synthetic=True, overwrite=overwrite,
+                                   deidentify=deidentify))
     return written
 
 
 def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: str | os.PathLike, *,
                samples: int = 16, uncertainty: str | os.PathLike | None = None,
                model_uncertainty: str | os.PathLike | None = None, seed: int = 0,
-               device: str = "auto", overwrite: bool = False, progress: bool = True):
+               device: str = "auto", overwrite: bool = False, progress: bool = True, deidentify: bool = False):
     """Synthesise the model's target for one input or a folder of subjects.
 
     Args:
@@ -209,7 +210,7 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: 
     def run_one(src: Path, dst: Path, std_path: Path | None, model_std_path: Path | None):
         images = read_sources(src, sources)
         result = synthesize_subject(model, info, images, samples, seed)
-        written = write_synthesis(result, info, dst, std_path, overwrite, model_std_path)
+        written = write_synthesis(result, info, dst, std_path, overwrite, model_std_path, deidentify)
         return written[0], [*result.reference.notes, *([zero_note] if deterministic and model_std_path else [])]
 
     if not subject_dirs:  # one input
