@@ -11,7 +11,7 @@ import typer
 
 from medvae.errors import count
 from medvae_cli._options import DEFAULT_DEVICE, Amp, Deidentify, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads
-from medvae_cli._run import parse_ints, run_task
+from medvae_cli._run import fail, parse_ints, run_task
 
 DOCS = {
     "vae": "Train a convolutional VAE (2-D or 3-D) on a folder of images or on MNIST.",
@@ -21,6 +21,16 @@ DOCS = {
 VAEGAN = "VAE-GAN"
 """The help panel of the options that only a VAE-GAN has."""
 VAEGAN_ONLY = ("adv_weight", "feature_weight", "adv_warmup")
+
+
+def parse_digits(text: str | None) -> tuple[int, ...] | None:
+    """``"0,1,2"`` -> (0, 1, 2); None when not given."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise fail(f"--digits {text!r}: expected comma-separated digits such as '0,1,2'") from None
 
 
 def train_command(kind: str):
@@ -34,7 +44,10 @@ def train_command(kind: str):
                                                              "(default from --size).")] = None,
         beta: Annotated[float, typer.Option(help="KL weight (1 = the ELBO).")] = 1.0,
         kl_warmup: Annotated[int, typer.Option(help="Epochs over which the KL weight ramps up to beta.")] = 0,
-        likelihood: Annotated[str, typer.Option(help="bernoulli (BCE) or gaussian (MSE).")] = "bernoulli",
+        likelihood: Annotated[str, typer.Option(help="bernoulli (BCE), gaussian (MSE, fixed sigma) or "
+                                                     "gaussian-learned (a per-pixel variance the decoder learns; "
+                                                     "vae only; what 'medvae score' works best with).")]
+        = "bernoulli",
         adv_weight: Annotated[float, typer.Option(help="Adversarial weight per pixel.", rich_help_panel=VAEGAN)]
         = 0.05,
         feature_weight: Annotated[float, typer.Option(help="Feature-matching weight per pixel.",
@@ -48,6 +61,9 @@ def train_command(kind: str):
         normalize: Annotated[str, typer.Option(help="Intensity window per image: percentile, window, minmax.")]
         = "percentile",
         limit: Annotated[Optional[int], typer.Option(help="Use at most N images.")] = None,
+        digits: Annotated[Optional[str], typer.Option(help="With --data mnist: train on these digits only, "
+                                                           "e.g. 0,1,2,3,4,5,6,8,9 (the rest are anomalies to "
+                                                           "'medvae evaluate anomaly').")] = None,
         out: Annotated[Optional[Path], typer.Option(help="Model file (default medvae-KIND.safetensors); previews "
                                                          "and the training state go beside it.")] = None,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -72,7 +88,7 @@ def train_command(kind: str):
             channels=parse_ints("--channels", channels) if channels else None, beta=beta, kl_warmup=kl_warmup,
             likelihood=likelihood, adv_weight=adv_weight, feature_weight=feature_weight, adv_warmup=adv_warmup,
             epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, normalize=normalize,
-            limit=limit, seed=seed, device=device, amp=amp, resume=resume, overwrite=overwrite,
+            limit=limit, digits=parse_digits(digits), seed=seed, device=device, amp=amp, resume=resume, overwrite=overwrite,
             tensorboard=tensorboard, progress=progress, threads=threads,
         )
         if result is None:

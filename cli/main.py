@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from medvae import __version__
-from medvae_cli import convert, cxr, demo, generative, info, phantom, synthesis
+from medvae_cli import anomaly, convert, cxr, demo, generative, info, phantom, synthesis
 from medvae_cli._help import App
 from medvae_cli._run import state
 
@@ -38,6 +38,7 @@ evaluate.command("synthesis")(synthesis.evaluate_synthesis)
 evaluate.command("enhance")(cxr.evaluate_enhance)
 evaluate.command("segment")(cxr.evaluate_segment)
 evaluate.command("chest-check")(cxr.evaluate_chest_check)
+evaluate.command("anomaly")(anomaly.evaluate_anomaly)
 
 app.add_typer(demo.app, name="demo")
 app.add_typer(train, name="train")
@@ -47,6 +48,7 @@ app.command("generate")(generative.generate)
 app.command("synthesize")(synthesis.synthesize)
 app.command("enhance")(cxr.enhance)
 app.command("segment")(cxr.segment)
+app.command("score")(anomaly.score)
 app.command("convert")(convert.convert)
 app.command("info")(info.info)
 

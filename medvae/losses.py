@@ -55,6 +55,13 @@ def log_standard_normal(x: Tensor) -> Tensor:
     return -0.5 * torch.sum(_LOG_2PI + x.square(), dim=-1)
 
 
+def gaussian_pixel_nll(mean: Tensor, logvar: Tensor | float, target: Tensor) -> Tensor:
+    """Per-pixel Gaussian negative log-likelihood ``0.5 * (log 2 pi + logvar + (x - mean)^2 / e^logvar)``, in nats,
+    the shape of ``target`` (``logvar``: per pixel, a decoder's learned log-variance, or one number)."""
+    logvar = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
+    return 0.5 * (_LOG_2PI + logvar + (target - mean).square() * torch.exp(-logvar))
+
+
 def gaussian_nll(mean: Tensor, target: Tensor, sigma: float) -> Tensor:
     """Gaussian negative log-likelihood with a fixed standard deviation, summed per sample.
 

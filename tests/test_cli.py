@@ -177,7 +177,7 @@ def _options(command) -> dict[str, object]:
             for opt in (*p.opts, *p.secondary_opts)}
 
 
-WRITERS = ["convert", "enhance", "segment", "synthesize", "generate", "phantom brain", "phantom cxr", "demo mnist",
+WRITERS = ["convert", "enhance", "segment", "synthesize", "score", "generate", "phantom brain", "phantom cxr", "demo mnist",
            "train vae", "train vaegan", "train synthesis", "train enhance", "train segment"]
 
 
@@ -196,7 +196,8 @@ def test_every_command_that_writes_has_overwrite_and_every_train_command_tensorb
 def test_files_in_files_out_take_positional_input_output_and_makers_take_out():
     commands = _commands()
     for name, args in (("convert", ["input", "output"]), ("enhance", ["input", "output"]),
-                       ("segment", ["input", "output"]), ("synthesize", ["model", "input", "output"])):
+                       ("segment", ["input", "output"]), ("synthesize", ["model", "input", "output"]),
+                       ("score", ["model", "input", "output"])):
         assert [p.name for p in commands[name].params if p.param_type_name == "argument"] == args, name
         assert "--out" not in _options(commands[name]) and "--input" not in _options(commands[name]), name
     for name in ("generate", "phantom brain", "phantom cxr", "demo mnist"):
@@ -210,7 +211,7 @@ def test_every_evaluate_command_has_json_limit_progress_and_the_shared_device():
 
     commands = _commands()
     evaluates = [c for c in commands if c.startswith("evaluate ")]
-    assert sorted(evaluates) == ["evaluate chest-check", "evaluate enhance", "evaluate generative",
+    assert sorted(evaluates) == ["evaluate anomaly", "evaluate chest-check", "evaluate enhance", "evaluate generative",
                                  "evaluate segment", "evaluate synthesis"]
     for name in evaluates:
         options = _options(commands[name])

@@ -172,6 +172,17 @@ def restore(output, prepared: ModelInput) -> np.ndarray:
     return np.asarray(restored[0].numpy(), dtype=np.float32)
 
 
+def restore_map(values, prepared: ModelInput) -> np.ndarray:
+    """Undo :func:`prepare`'s geometry only on a per-pixel map (an anomaly map in nats, not intensities): crop the
+    padding and resize back, values kept as they are."""
+    restored = restore(values, prepared)
+    for op in prepared.tensor.applied_operations:  # undo the intensity inverse that restore applied
+        extra = op.get("extra_info") or {}
+        if "low" in extra and "high" in extra:
+            restored = (restored - extra["low"]) / (extra["high"] - extra["low"])
+    return np.asarray(restored, dtype=np.float32)
+
+
 def resize(array: np.ndarray, shape: tuple[int, int], *, labels: bool = False) -> np.ndarray:
     """``array`` resized to ``shape``: anti-aliased linear for images, nearest neighbour for labels."""
     from skimage.transform import resize as sk_resize

@@ -83,6 +83,14 @@ class VAE(nn.Module):
         """The decoder distribution's mean, ``sigmoid(logits)``."""
         return torch.sigmoid(logits)
 
+    def pixel_nll(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Per-pixel reconstruction NLL ``(B, C, *spatial)`` (Bernoulli), in nats; summed, ``recon_nll``."""
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
+    def recon_nll(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Per-sample reconstruction NLL ``(B,)``."""
+        return bernoulli_nll(logits, x)
+
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Per-sample reconstruction NLL and KL, each ``(B,)``, from one posterior sample."""
         out = self(x)

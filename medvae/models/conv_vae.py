@@ -4,7 +4,9 @@ MONAI's network gives the strided convolution encoder, the transposed-convolutio
 linear (mu, log sigma^2) heads. medvae uses its ``encode_forward``/``decode_forward`` and keeps its own
 reparametrisation (MONAI's returns ``mu + sigma`` in eval mode) and loss.
 
-Loss: reconstruction NLL (Bernoulli = BCE, or Gaussian = scaled MSE with a fixed sigma) plus
+Loss: reconstruction NLL (Bernoulli = BCE; Gaussian = scaled MSE with a fixed sigma; or Gaussian with a
+per-pixel variance the decoder learns, ``gaussian-learned``: the decoder then has two output channels per
+image channel, the mean's logit and the log-variance) plus
 ``beta`` x KL, with the KL weight ramped up over ``kl_warmup_epochs`` (the training loop calls
 :meth:`ConvVAE.set_epoch`).
 """
@@ -18,9 +20,16 @@ import torch
 from torch import Tensor
 
 from medvae.errors import UsageError
-from medvae.losses import bernoulli_nll, gaussian_nll, gaussian_kl
+import torch.nn.functional as F
+
+from medvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, gaussian_pixel_nll
 from medvae.models.base import VAE, LossOutput
 from medvae.models.warmup import warmup
+
+
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+#: the learned log-variance's range: a standard deviation from about 0.0025 to 2.7 in [0, 1] image units
+LOGVAR_RANGE = (-12.0, 2.0)
 
 
 @dataclass
@@ -33,7 +42,9 @@ class ConvVAEConfig:
     latent_dim: size of z.
     num_res_units: residual units per level (0 for plain convolutions).
     norm: MONAI normalisation name (``"INSTANCE"``, ``"BATCH"``, ...).
-    likelihood: ``"bernoulli"`` (binary cross-entropy) or ``"gaussian"`` (MSE / (2 sigma^2)).
+    likelihood: ``"bernoulli"`` (binary cross-entropy), ``"gaussian"`` (MSE / (2 sigma^2)) or
+        ``"gaussian-learned"`` (a per-pixel variance the decoder predicts, log-variance clamped to
+        :data:`LOGVAR_RANGE`; what An & Cho's reconstruction probability needs to differ from a scaled error).
     sigma: the Gaussian likelihood's standard deviation, in [0, 1] image units.
     beta: weight of the KL term (1 is the ELBO; above 1 a beta-VAE).
     kl_warmup_epochs: ramp the KL weight linearly from beta/N to beta over the first N epochs.
@@ -63,8 +74,9 @@ class ConvVAEConfig:
             raise UsageError(f"channels {self.channels} and strides {self.strides} must have the same, non-zero length", param="channels")
         if self.latent_dim < 1:
             raise UsageError(f"latent_dim must be a positive integer, got {self.latent_dim}", param="latent_dim")
-        if self.likelihood not in ("bernoulli", "gaussian"):
-            raise UsageError(f"likelihood must be 'bernoulli' or 'gaussian', got {self.likelihood!r}", param="likelihood")
+        if self.likelihood not in LIKELIHOODS:
+            raise UsageError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}",
+                             param="likelihood")
         if not self.sigma > 0:
             raise UsageError(f"sigma must be positive, got {self.sigma}", param="sigma")
         if not self.beta >= 0:
@@ -99,7 +111,7 @@ class ConvVAE(VAE):
         self.net = VarAutoEncoder(
             spatial_dims=config.spatial_dims,
             in_shape=config.in_shape,
-            out_channels=config.in_shape[0],
+            out_channels=config.in_shape[0] * (2 if config.likelihood == "gaussian-learned" else 1),
             latent_size=config.latent_dim,
             channels=config.channels,
             strides=config.strides,
@@ -121,10 +133,26 @@ class ConvVAE(VAE):
     def decode(self, z: Tensor) -> Tensor:
         return self.net.decode_forward(z, use_sigmoid=False)
 
+    def mean_image(self, logits: Tensor) -> Tensor:
+        """The decoder distribution's mean in [0, 1], ``(B, C, *spatial)``."""
+        return torch.sigmoid(logits[:, : self.config.in_shape[0]])
+
+    def pixel_nll(self, logits: Tensor, x: Tensor) -> Tensor:
+        """Per-pixel reconstruction NLL ``(B, C, *spatial)`` under the configured likelihood, in nats."""
+        if self.config.likelihood == "gaussian-learned":
+            c = self.config.in_shape[0]
+            logvar = logits[:, c:].clamp(*LOGVAR_RANGE)
+            return gaussian_pixel_nll(torch.sigmoid(logits[:, :c]), logvar, x)
+        if self.config.likelihood == "gaussian":
+            return gaussian_pixel_nll(torch.sigmoid(logits), 2 * math.log(self.config.sigma), x)
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
     def recon_nll(self, logits: Tensor, x: Tensor) -> Tensor:
         """Per-sample reconstruction NLL ``(B,)`` under the configured likelihood."""
         if self.config.likelihood == "gaussian":
             return gaussian_nll(torch.sigmoid(logits), x, self.config.sigma)
+        if self.config.likelihood == "gaussian-learned":
+            return self.pixel_nll(logits, x).flatten(1).sum(1)
         return bernoulli_nll(logits, x)
 
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -50,6 +50,9 @@ class VAEGANConfig(ConvVAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.likelihood == "gaussian-learned":  # the discriminator judges mean images; not made for this
+            raise UsageError("likelihood gaussian-learned is for 'train vae'; a VAE-GAN takes bernoulli or gaussian",
+                             param="likelihood")
         if self.disc_channels < 1 or self.disc_layers < 1:
             raise UsageError(f"disc_channels and disc_layers must be positive, got {self.disc_channels}, "
                              f"{self.disc_layers}", param="disc_channels")
@@ -103,6 +106,9 @@ class VAEGAN(VAE):
 
     def recon_nll(self, logits: Tensor, x: Tensor) -> Tensor:
         return self.generator.recon_nll(logits, x)
+
+    def pixel_nll(self, logits: Tensor, x: Tensor) -> Tensor:
+        return self.generator.pixel_nll(logits, x)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         x = batch["image"]

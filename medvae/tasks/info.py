@@ -151,6 +151,14 @@ def _uid_name(uid) -> str:
     return getattr(uid, "name", str(uid)) if uid else ""
 
 
+def _short(key: str, value) -> str:
+    """A preprocessing value as ``info`` shows it: the stored normal scores summarised, the rest as they are."""
+    if key == "anomaly" and isinstance(value, dict):
+        return (f"scores of {value.get('images')} held-out normal images ({value.get('samples')} samples each: "
+                f"{', '.join(value.get('scores') or {})})")
+    return str(value)
+
+
 def format_description(info: dict[str, Any]) -> str:
     """Human-readable text for :func:`describe`'s result (the long per-epoch lists are summarised)."""
     if info["type"] == "image":
@@ -161,7 +169,7 @@ def format_description(info: dict[str, Any]) -> str:
              f"  parameters: {info['n_parameters']:,} in {info['n_tensors']} tensors"]
     lines.append("  config: " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
     if info["preprocessing"]:
-        lines.append("  preprocessing: " + ", ".join(f"{k}={v}" for k, v in info["preprocessing"].items()))
+        lines.append("  preprocessing: " + ", ".join(f"{k}={_short(k, v)}" for k, v in info["preprocessing"].items()))
     t = info["training"]
     if t:
         lines.append("  training:")

@@ -39,6 +39,8 @@ class GenerativeTrainConfig:
     val_fraction: float = 0.1
     normalize: str = "percentile"
     limit: int | None = None
+    digits: tuple[int, ...] | None = None  # MNIST only: train on these digits (the others are anomalies)
+    anomaly_samples: int = 16  # latent samples per held-out image for the normal scores kept in the model file
     train: TrainConfig = train_defaults(epochs=10, batch_size=32)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,10 @@ class GenerativeTrainConfig:
         check_positive("latent_dim", self.latent_dim)
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val_fraction must be between 0 and 1, got {self.val_fraction}", param="val_fraction")
+        if self.digits is not None:
+            self.digits = tuple(int(d) for d in self.digits)
+            if self.data != "mnist" or not self.digits or any(d not in range(10) for d in self.digits):
+                raise UsageError(f"digits takes MNIST digits 0-9 with --data mnist, got {self.digits}", param="digits")
         if self.data == "mnist" and self.spatial_dims == 3:
             raise UsageError("spatial_dims 3 needs a folder of volumes, not mnist", param="spatial_dims")
         if self.channels is None:
@@ -72,7 +78,7 @@ class GenerativeTrainResult:
 def load_training_images(config: GenerativeTrainConfig):
     """``(images (N, 1, *size) in [0, 1], spacing or None, source, skipped, files or None)`` from ``config.data``."""
     if config.data == "mnist":  # the sample's training split; its test split stays out for evaluation
-        images = mnist_images("train", config.size)
+        images = mnist_images("train", config.size, config.digits)
         # MNIST's digits have no physical size: no spacing (generated files then claim none)
         return (images[: config.limit] if config.limit else images, None, "mnist (embedded sample, train)", [], None)
     from medvae.data.datasets import load_image_folder
@@ -83,17 +89,21 @@ def load_training_images(config: GenerativeTrainConfig):
             [str(Path(f).resolve()) for f in folder.files])
 
 
-def mnist_images(split_name: str, size: int):
-    """The embedded MNIST sample's ``split_name`` images as ``(N, 1, size, size)`` in [0, 1], (x, y) order."""
+def mnist_images(split_name: str, size: int, digits=None, labels: bool = False):
+    """The embedded MNIST sample's ``split_name`` images as ``(N, 1, size, size)`` in [0, 1], (x, y) order (only
+    ``digits`` where given; with ``labels``, ``(images, labels)``)."""
     import torch
 
     from medvae.tasks.generative.classifier import mnist_tensors
 
-    images, _ = mnist_tensors(split_name)
+    images, label = mnist_tensors(split_name)
+    if digits is not None:
+        keep = torch.isin(label, torch.as_tensor(list(digits), dtype=label.dtype))
+        images, label = images[keep], label[keep]
     if size != 28:
         images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
                                                  align_corners=False).clamp_(0, 1)
-    return images
+    return (images, label) if labels else images
 
 
 def build(config: GenerativeTrainConfig):
@@ -140,8 +150,11 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
     preview_images = images[val_idx[:8]]
 
     def save(m, record, final):
+        if final and len(val_idx):  # what normal looks like to the model: 'medvae score' places images among these
+            preprocessing["anomaly"] = normal_reference(m, images[val_idx], config)
         training = {"task": f"train {config.kind}", "data": source, "train_images": len(train_idx),
                     "val_images": len(val_idx), **record.to_dict(), "command": _command(config),
+                    "digits": list(config.digits) if config.digits else None,
                     # the held-out files, so 'evaluate generative --data <the same folder>' scores only them
                     "val_files": [files[i] for i in val_idx] if files else None}
         checkpoint.save_model(config.out, m, preprocessing=preprocessing, training=training)
@@ -151,6 +164,21 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
     if result is None:
         return None
     return GenerativeTrainResult(config.out, result, len(train_idx), len(val_idx), skipped)
+
+
+def normal_reference(model, images, config: GenerativeTrainConfig) -> dict:
+    """The anomaly scores of the held-out (normal) ``images`` (:mod:`medvae.anomaly.calibration`)."""
+    from medvae.anomaly.calibration import reference
+    from medvae.anomaly.scores import score_images
+
+    was_training = model.training
+    model.eval()
+    try:
+        scores, _ = score_images(model, images, samples=config.anomaly_samples, seed=config.train.seed)
+    finally:
+        model.train(was_training)
+    return reference({k: v.numpy() for k, v in scores.items()}, samples=config.anomaly_samples,
+                     seed=config.train.seed, source="the validation images held out of training")
 
 
 def previews(model, images, z) -> dict:

@@ -1,0 +1,19 @@
+"""How well a score separates anomalous from normal images (scikit-learn's metrics; higher score = anomalous)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def detection_metrics(normal, anomalous, fpr: float = 0.05) -> dict[str, float]:
+    """AUROC, AUPRC (the anomalous images as positives) with its chance level (the prevalence), and the true-positive
+    rate at the threshold that flags ``fpr`` of the normal images."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    normal, anomalous = np.asarray(normal, dtype=float), np.asarray(anomalous, dtype=float)
+    y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
+    s = np.r_[normal, anomalous]
+    s = np.nan_to_num(s, nan=np.inf)  # a score that failed counts as most anomalous, never as a silent pass
+    limit = np.quantile(normal, 1 - fpr)
+    return {"auroc": float(roc_auc_score(y, s)), "auprc": float(average_precision_score(y, s)),
+            "prevalence": float(y.mean()), f"tpr_at_{round(fpr * 100)}pct_fpr": float(np.mean(anomalous > limit))}
