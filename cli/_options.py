@@ -31,6 +31,9 @@ Deidentify = Annotated[bool, typer.Option("--deidentify", help="DICOM outputs wi
                                                                "DICOM PS3.15 Annex E's Basic Profile (names, IDs, "
                                                                "UIDs, dates replaced; age, sex, size, weight removed)."
                                                                )]
+Shard = Annotated[Optional[str], typer.Option(metavar="I/N", show_default=False,
+                                              help="Process only share I of N of the inputs, so N runs (on one or "
+                                                   "several machines) split a folder; automatic under torchrun.")]
 Tensorboard = Annotated[Optional[Path], typer.Option(metavar="DIR", help="Also log the losses and preview images "
                                                                          "to TensorBoard in DIR.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]

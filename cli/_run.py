@@ -151,7 +151,13 @@ def report_batch(report, verb: str, *, what: str = "inputs", also: str = "") -> 
         typer.echo(f"note: {entry}: skipped: {reason}", err=True)
     for _, output in report.busy:
         typer.echo(f"note: {output}: in progress by another run; left to it", err=True)
+    if report.shard is not None:
+        i, n, mine, everything = report.shard
+        typer.echo(f"note: shard {i + 1}/{n}: {mine} of the {everything} {what} (the others are the other "
+                   f"shards')", err=True)
     total = len(report.done) + len(report.skipped) + len(report.failed) + len(report.busy)
+    if total == 0:
+        return
     if total == 1:
         if report.failed:
             src, reason = report.failed[0]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import DEFAULT_DEVICE, Deidentify, Device, Json, Overwrite, Progress, Threads
+from medvae_cli._options import DEFAULT_DEVICE, Deidentify, Device, Json, Overwrite, Progress, Shard, Threads
 from medvae_cli._run import report_batch, run_task
 
 Samples = Annotated[int, typer.Option(help="Latent samples per image, each decoded (An & Cho's L).")]
@@ -32,6 +32,7 @@ def score(
     device: Device = DEFAULT_DEVICE,
     threads: Threads = None,
     deidentify: Deidentify = False,
+    shard: Shard = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -43,7 +44,7 @@ def score(
 
     report, csv_path = run_task(run, model, input, output, samples=samples, seed=seed, fpr=fpr, maps=maps,
                                 normal=normal, device=device, overwrite=overwrite, progress=progress,
-                                deidentify=deidentify, threads=threads)
+                                deidentify=deidentify, threads=threads, shard=shard)
     if report.done:
         typer.echo(f"scores: {csv_path}")
     report_batch(report, "scored")

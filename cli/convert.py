@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medvae_cli._options import Deidentify, Overwrite, Progress
+from medvae_cli._options import Deidentify, Overwrite, Progress, Shard
 from medvae_cli._run import report_batch, run_task
 
 
@@ -23,6 +23,7 @@ def convert(
     bits: Annotated[int, typer.Option(help="Bit depth of PNG/TIFF output when a window is applied: 8 or 16.")] = 8,
     series: Annotated[bool, typer.Option("--series", help="Read each folder of DICOM files as one volume.")] = False,
     deidentify: Deidentify = False,
+    shard: Shard = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -36,5 +37,5 @@ def convert(
     from medvae.tasks.convert import convert as run
 
     report = run_task(run, input, output, fmt=format, normalize=normalize, bits=bits, series=series,
-                      overwrite=overwrite, progress=progress, deidentify=deidentify)
+                      overwrite=overwrite, progress=progress, deidentify=deidentify, shard=shard)
     report_batch(report, "converted")

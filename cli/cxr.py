@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from medvae.errors import count
-from medvae_cli._options import (DEFAULT_DEVICE, Amp, Deidentify, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads,
-                                 hidden)
+from medvae_cli._options import (DEFAULT_DEVICE, Amp, Deidentify, Device, Json, Overwrite, Progress, Resume, Shard,
+                                 Tensorboard, Threads, hidden)
 from medvae_cli._run import fail, parse_floats, parse_ints, parse_kinds, report_batch, run_task
 
 
@@ -34,6 +34,7 @@ def enhance(
     checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
                                                          "(default: the one shipped with medvae).")] = None,
     deidentify: Deidentify = False,
+    shard: Shard = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -46,7 +47,7 @@ def enhance(
     options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device, check=check,
                              checker=checker, deidentify=deidentify)
     report_batch(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress,
-                 threads=threads), "enhanced")
+                 threads=threads, shard=shard), "enhanced")
 
 
 def segment(
@@ -64,6 +65,7 @@ def segment(
     device: Device = DEFAULT_DEVICE,
     threads: Threads = None,
     deidentify: Deidentify = False,
+    shard: Shard = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
 ) -> None:
@@ -74,7 +76,7 @@ def segment(
 
     report, csv_path = run_task(run, input, output, model=model, enhance=enhance, enhancer=enhancer, fmt=format,
                                 overwrite=overwrite, progress=progress, device=device, threads=threads,
-                                deidentify=deidentify)
+                                deidentify=deidentify, shard=shard)
     typer.echo(f"lung areas: {csv_path}")
     report_batch(report, "segmented")
 

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medvae_cli._options import DEFAULT_DEVICE, Amp, Deidentify, Device, Json, Overwrite, Progress, Resume, Tensorboard, Threads, hidden
+from medvae_cli._options import (DEFAULT_DEVICE, Amp, Deidentify, Device, Json, Overwrite, Progress, Resume, Shard,
+                                 Tensorboard, Threads, hidden)
 from medvae_cli._run import one_of, parse_floats, parse_ints, report_batch, require, run_task
 
 
@@ -100,6 +101,7 @@ def synthesize(
     seed: Annotated[int, typer.Option(help="Random seed for the draws.")] = 0,
     device: Device = DEFAULT_DEVICE,
     deidentify: Deidentify = False,
+    shard: Shard = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
     threads: Threads = None,
@@ -115,7 +117,7 @@ def synthesize(
     output = require(one_of("output", output, out_option, "--out"), "OUTPUT")
     report = run_task(run, model, input, output, samples=samples, uncertainty=uncertainty,
                       model_uncertainty=model_uncertainty, seed=seed, device=device, overwrite=overwrite,
-                      progress=progress, threads=threads, deidentify=deidentify)
+                      progress=progress, threads=threads, deidentify=deidentify, shard=shard)
     also = [str(p) for p in (uncertainty, model_uncertainty) if p]
     report_batch(report, "synthesised", what="subjects", also=f" and {' and '.join(also)}" if also else "")
 

@@ -8,7 +8,10 @@ the input tree:
   and listed in the report (:meth:`BatchReport.skip_notes` words each as a note); each output is written
   under a temporary name and renamed, so a crash leaves no half file;
 * a bad input does not stop the run: its error is recorded and the next input is processed;
-* the output folder may not be, or lie inside, the input folder: medvae never writes into its inputs.
+* the output folder may not be, or lie inside, the input folder: medvae never writes into its inputs;
+* sharding (:func:`shard_inputs`): with ``shard=(i, n)``, or under ``torchrun`` (its ``RANK`` and ``WORLD_SIZE``),
+  a run takes every n-th input of the sorted list starting at the i-th, so n runs on one or several machines
+  (a shared file system) split a folder without overlap; each writes its outputs as one run would.
 
 The caller gives a ``process(src, dst)`` function that reads ``src``, writes ``dst`` and returns
 ``(path written, notes)``; the runner
@@ -41,6 +44,7 @@ class BatchReport:
     notes: list[tuple[Path, str]] = field(default_factory=list)
     ignored: list[tuple[Path, str]] = field(default_factory=list)
     busy: list[tuple[Path, Path]] = field(default_factory=list)  # (input, output) another live run is writing
+    shard: tuple[int, int, int, int] | None = None  # (i, n, inputs of this shard, inputs in all), i from 0
     errors: list[tuple[Path, BaseException]] = field(default_factory=list)  # each failure's exception (--debug)
 
     @property
@@ -64,6 +68,38 @@ class BatchReport:
         lines = [", ".join(parts)]
         lines += [f"  {path}: {reason}" for path, reason in self.failed]
         return "\n".join(lines)
+
+
+def parse_shard(shard) -> tuple[int, int] | None:
+    """``"2/4"`` (the second of four shares, as people count) or ``(1, 4)`` (from 0) -> ``(1, 4)``; None: the
+    share ``torchrun`` gives this process (``RANK`` of ``WORLD_SIZE``), or None outside it.
+
+    Raises:
+        UsageError: not ``I/N`` with 1 <= I <= N.
+    """
+    if shard is None:
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        return (int(os.environ.get("RANK", "0") or 0), world) if world > 1 else None
+    if isinstance(shard, tuple):
+        return shard
+    try:
+        i, n = (int(v) for v in str(shard).split("/"))
+    except ValueError:
+        i = n = 0
+    if not 1 <= i <= n:
+        raise UsageError(f"shard {shard!r}: expected I/N with 1 <= I <= N, such as 1/2 and 2/2 for two runs",
+                         param="shard")
+    return i - 1, n
+
+
+def shard_inputs(inputs: list, shard) -> tuple[list, tuple[int, int, int, int] | None]:
+    """This shard's inputs (every n-th of the sorted ``inputs`` from the i-th) and ``(i, n, count, total)``."""
+    share = parse_shard(shard)
+    if share is None:
+        return inputs, None
+    i, n = share
+    mine = sorted(inputs)[i::n]
+    return mine, (i, n, len(mine), len(inputs))
 
 
 def strip_suffix(name: str) -> str:
@@ -187,7 +223,8 @@ def check_output_location(in_root: Path, out_root: Path) -> None:
 def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
               process: Callable[[Path, Path], tuple[Path, list[str]] | Future],
               *, suffix: str | Callable[[Path], str], overwrite: bool = False, progress: bool = True, single_output: Path | None = None,
-              desc: str = "converting", ignored: list[tuple[Path, str]] = ()) -> BatchReport:
+              desc: str = "converting", ignored: list[tuple[Path, str]] = (),
+              shard: tuple[int, int, int, int] | None = None) -> BatchReport:
     """Run ``process(src, dst)`` over ``inputs``, carrying on past failures.
 
     Args:
@@ -204,11 +241,12 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         progress: show a progress bar.
         single_output: for a single input file, the exact output path (instead of mirroring).
         ignored: what :func:`discover` passed over, kept in the report.
+        shard: what :func:`shard_inputs` said of ``inputs`` (this shard's already), kept in the report.
     """
     check_output_location(in_root, out_root)
-    if not inputs:
+    if not inputs and shard is None:
         raise InputError(f"{in_root}: no image files found (looked for DICOM, NIfTI, PNG, TIFF, JPEG, .npy)")
-    report = BatchReport(ignored=list(ignored))
+    report = BatchReport(ignored=list(ignored), shard=shard)
     claimed: dict[Path, Path] = {}
     bar = inputs
     if progress and len(inputs) > 1:  # tqdm (and the asyncio it brings) only where a bar is shown

@@ -33,7 +33,7 @@ class ConvertOptions:
 
 def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | None = None,
             normalize: str = "auto", bits: int = 8, series: bool = False, overwrite: bool = False,
-            deidentify: bool = False,
+            deidentify: bool = False, shard=None,
             progress: bool = True):
     """Convert an image file, a DICOM series folder, or every image under a folder.
 
@@ -51,7 +51,7 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
     Returns:
         a :class:`medvae.io.batch.BatchReport`; ``report.exit_code`` is 1 if any input failed.
     """
-    from medvae.io.batch import discover, run_batch
+    from medvae.io.batch import discover, run_batch, shard_inputs
     from medvae.data.intensity import check_normalize
     from medvae.io.images import SUFFIXES, format_from_suffix, normalize_format
 
@@ -83,12 +83,12 @@ def convert(input: str | os.PathLike, output: str | os.PathLike, *, fmt: str | N
     if input.exists() and output.exists() and input.resolve() == output.resolve():
         raise UsageError(f"output {output} is the input; medvae never overwrites an input", param="output")
     ignored: list = []
-    inputs = discover(input, series=series, ignored=ignored)
+    inputs, share = shard_inputs(discover(input, series=series, ignored=ignored), shard)
     exact = output if single_file and named else None
     out_root = output.parent if exact is not None else output
     return run_batch(inputs, input, out_root, lambda src, dst: convert_one(src, dst, options),
                      suffix=suffix, overwrite=overwrite, progress=progress, single_output=exact,
-                     ignored=ignored)
+                     ignored=ignored, shard=share)
 
 
 def convert_one(src: Path, dst: Path, options: ConvertOptions) -> tuple[Path, list[str]]:

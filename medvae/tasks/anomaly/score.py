@@ -11,8 +11,6 @@ NIfTI with its affine, DICOM as a derived image, other formats a PNG heat overla
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 
@@ -27,7 +25,8 @@ KINDS = ("conv_vae", "vae_gan", "mlp_vae")
 
 def score(model: str | os.PathLike, input: str | os.PathLike, output: str | os.PathLike, *, samples: int = 16,
           seed: int = 0, fpr: float = 0.05, maps: bool = False, normal: str | os.PathLike | None = None,
-          device: str = "auto", overwrite: bool = False, progress: bool = True, deidentify: bool = False):
+          device: str = "auto", overwrite: bool = False, progress: bool = True, deidentify: bool = False,
+          shard=None):
     """Score every image under ``input`` into the folder ``output``; returns ``(report, csv_path)``.
 
     Args:
@@ -36,11 +35,12 @@ def score(model: str | os.PathLike, input: str | os.PathLike, output: str | os.P
         fpr: the false-alarm rate on normal images that sets the flag's threshold.
         maps: also write each input's anomaly map (written maps are skipped unless ``overwrite``).
         normal: a folder of normal images to calibrate on instead of the scores stored in the model file.
+        shard: ``"I/N"``: only that share of the inputs (:func:`medvae.io.batch.shard_inputs`; None: torchrun's).
     """
     from medvae.anomaly.calibration import normals_of, percentile, threshold
     from medvae.anomaly.scores import SCORES
     from medvae.checkpoint import load_model
-    from medvae.io.batch import BatchReport, check_output_location, discover
+    from medvae.io.batch import BatchReport, check_output_location, discover, shard_inputs
     from medvae.train import resolve_device
 
     input, output = Path(input), Path(output)
@@ -54,11 +54,11 @@ def score(model: str | os.PathLike, input: str | os.PathLike, output: str | os.P
                          "'medvae train vae' or 'medvae train vaegan'", param="model")
     net.eval()
     ignored: list = []
-    inputs = discover(input, ignored=ignored)
+    inputs, share = shard_inputs(discover(input, ignored=ignored), shard)
     normals = (_calibrate(net, info, normal, samples, seed) if normal is not None else
                {name: normals_of(info, name) for name in SCORES})
     limit = threshold(normals[PRIMARY], fpr)
-    report = BatchReport(ignored=ignored)
+    report = BatchReport(ignored=ignored, shard=share)
     rows = []
     bar = inputs
     if progress and len(inputs) > 1:
@@ -172,16 +172,12 @@ def _calibrate(net, info, folder, samples: int, seed: int) -> dict[str, np.ndarr
 
 
 def _write_csv(rows: list[dict], path: Path, limit: float, fpr: float) -> Path:
+    """``scores.csv``: this run's rows merged into what an earlier run or another shard wrote
+    (:func:`medvae.io.tables.merge_rows`)."""
     from medvae.anomaly.scores import SCORES
-    from medvae.io.atomic import atomic_path
+    from medvae.io.tables import merge_rows
 
     columns = ["input", *[c for name in SCORES for c in (name, f"{name}_percentile")], "flagged", "threshold",
                "fpr", "map"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns)
-    writer.writeheader()
-    writer.writerows({**row, "threshold": round(limit, 4), "fpr": fpr} for row in rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape")
-    return path
+    table = [{**row, "threshold": round(limit, 4), "fpr": fpr} for row in rows]
+    return merge_rows(path, columns, [[row[c] for c in columns] for row in table])

@@ -19,8 +19,6 @@ measures the false alarms), else from the segmenter's own training films.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,21 +114,7 @@ def verdict_text(verdict: CheckResult | None) -> str:
 
 def write_check_csv(path: Path, rows: dict[str, tuple[str, str]]) -> Path:
     """``chest_check.csv`` (input, output, chest_check): this run's ``rows`` by input, merged into the rows an
-    earlier run left for other inputs; written whole or not at all."""
-    from medvae.io.atomic import atomic_path
+    earlier run or another shard left (:func:`medvae.io.tables.merge_rows`)."""
+    from medvae.io.tables import merge_rows
 
-    merged: dict[str, tuple[str, str]] = {}
-    if path.is_file():
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-            for row in csv.DictReader(f):
-                merged[row.get("input", "")] = (row.get("output", ""), row.get("chest_check", ""))
-    merged.update(rows)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["input", "output", "chest_check"])
-    for src, (dst, verdict) in merged.items():
-        writer.writerow([src, dst, verdict])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape")
-    return path
+    return merge_rows(path, ["input", "output", "chest_check"], [[src, dst, v] for src, (dst, v) in rows.items()])

@@ -124,7 +124,7 @@ def write_compare(before, after, folder: Path, name: str) -> None:
 
 
 def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str | os.PathLike | None = None,
-            options: EnhanceOptions | None = None, overwrite: bool = False, progress: bool = True):
+            options: EnhanceOptions | None = None, overwrite: bool = False, progress: bool = True, shard=None):
     """Enhance one radiograph or every image under a folder (recursively) into ``output``.
 
     Args:
@@ -133,11 +133,12 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         model: an enhancer model file; None uses the packaged one.
         options: tile size, overlap, before/after folder, device.
         overwrite: redo outputs that exist (otherwise they are skipped).
+        shard: ``"I/N"``: only that share of the inputs (:func:`medvae.io.batch.shard_inputs`; None: torchrun's).
 
     Returns:
         the :class:`medvae.io.batch.BatchReport`.
     """
-    from medvae.io.batch import check_output_location, discover, run_batch
+    from medvae.io.batch import check_output_location, discover, run_batch, shard_inputs
     from medvae.io.images import format_from_suffix, read_image, write_image
     from medvae.tasks.pipeline import pipelined
     from medvae.checkpoint import load_model_of_kind
@@ -155,7 +156,7 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     if options.compare is not None:
         check_output_location(input, options.compare)
     ignored: list = []
-    inputs = discover(input, ignored=ignored)
+    inputs, share = shard_inputs(discover(input, ignored=ignored), shard)
     device = str(resolve_device(options.device))
     net, _ = load_model_of_kind(model, "enhancer", device=device)
     checker = load_model_of_kind(options.checker, "segmenter", "checker", device=device) if options.check else None
@@ -183,7 +184,7 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     with pipelined(inputs, read_image, compute, write) as process:
         report = run_batch(inputs, input, output, process, suffix=own_suffix, overwrite=overwrite,
                            progress=progress, single_output=output if single else None, desc="enhancing",
-                           ignored=ignored)
+                           ignored=ignored, shard=share)
     if verdicts and not single and checker is not None:
         write_check_csv(output / CSV_NAME, verdicts)
     return report

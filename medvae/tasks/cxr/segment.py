@@ -17,8 +17,6 @@ viewer's left (smaller x), unless a DICOM's PatientOrientation says its rows run
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,45 +139,19 @@ CSV_COLUMNS = ["input", "mask", "right_lung_px", "left_lung_px", "right_lung_cm2
 
 
 def write_csv(rows: list[LungAreas], path: Path) -> Path:
-    """``lung_areas.csv``, written whole or not at all.
+    """``lung_areas.csv``: this run's rows merged into what an earlier run or another shard wrote
+    (:func:`medvae.io.tables.merge_rows`)."""
+    from medvae.io.tables import merge_rows
 
-    Rows of an earlier run into the same folder are kept, in their order, unless this run has a row for the same
-    input (then this run's replaces it); this run's other rows follow. File names that are not UTF-8 are written
-    as the bytes they are (surrogate escapes), so the table names every file the way the file system does.
-    """
-    from medvae.io.atomic import atomic_path
-
-    new = {r.input: [r.input, r.mask, r.right_px, r.left_px, "" if r.right_cm2 is None else r.right_cm2,
-                     "" if r.left_cm2 is None else r.left_cm2, r.chest_check] for r in rows}
-    table = []
-    for old in _earlier_rows(path):
-        table.append(new.pop(old[0]) if old[0] in new else old)
-    table += new.values()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(buffer.getvalue(), encoding="utf-8", errors="surrogateescape")
-    return path
-
-
-def _earlier_rows(path: Path) -> list[list[str]]:
-    """The rows of an existing ``lung_areas.csv`` (none if there is none, or it is not one medvae wrote)."""
-    try:
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-            rows = list(csv.reader(f))
-    except (FileNotFoundError, IsADirectoryError, csv.Error):
-        return []
-    if not rows or rows[0] != CSV_COLUMNS:
-        return []
-    return [r for r in rows[1:] if len(r) == len(CSV_COLUMNS)]
+    return merge_rows(path, CSV_COLUMNS, [[r.input, r.mask, r.right_px, r.left_px,
+                                           "" if r.right_cm2 is None else r.right_cm2,
+                                           "" if r.left_cm2 is None else r.left_cm2, r.chest_check] for r in rows])
 
 
 def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str | os.PathLike | None = None,
             enhance: bool = False, enhancer: str | os.PathLike | None = None, fmt: str = "png",
-            overwrite: bool = False, progress: bool = True, device: str = "auto", deidentify: bool = False):
+            overwrite: bool = False, progress: bool = True, device: str = "auto", deidentify: bool = False,
+            shard=None):
     """Segment the lungs in one radiograph or every image under a folder, into the folder ``output``.
 
     Args:
@@ -192,7 +164,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     Returns:
         ``(report, csv path)``.
     """
-    from medvae.io.batch import check_output_location, discover, run_batch
+    from medvae.io.batch import check_output_location, discover, run_batch, shard_inputs
     from medvae.io.images import read_image
     from medvae.tasks.pipeline import pipelined
     from medvae.tasks.cxr.chest_check import check_image, model_probability
@@ -210,7 +182,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
         raise UsageError(f"output {output}: give a folder (masks, overlays and {CSV_NAME} go in it)", param="output")
     check_output_location(input, output)
     ignored: list = []
-    inputs = discover(input, ignored=ignored)
+    inputs, share = shard_inputs(discover(input, ignored=ignored), shard)
     dev = str(resolve_device(device))
     net, info = load_model_of_kind(model, "segmenter", device=dev)
     enhancer_net = load_model_of_kind(enhancer, "enhancer", "enhancer", device=dev)[0] if enhance else None
@@ -240,7 +212,7 @@ def segment(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
 
     with pipelined(inputs, read_image, compute, write) as process:
         report = run_batch(inputs, input, output, process, suffix=FORMATS[fmt], overwrite=overwrite,
-                           progress=progress, desc="segmenting", ignored=ignored)
+                           progress=progress, desc="segmenting", ignored=ignored, shard=share)
     for src, done in report.skipped:  # outputs from an earlier run still belong in the table
         try:
             source = read_image(src)

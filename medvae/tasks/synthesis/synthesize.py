@@ -162,7 +162,8 @@ def write_synthesis(result: Synthesis, info, out: Path, uncertainty: Path | None
 def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: str | os.PathLike, *,
                samples: int = 16, uncertainty: str | os.PathLike | None = None,
                model_uncertainty: str | os.PathLike | None = None, seed: int = 0,
-               device: str = "auto", overwrite: bool = False, progress: bool = True, deidentify: bool = False):
+               device: str = "auto", overwrite: bool = False, progress: bool = True, deidentify: bool = False,
+               shard=None):
     """Synthesise the model's target for one input or a folder of subjects.
 
     Args:
@@ -183,7 +184,7 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: 
     Returns:
         a :class:`medvae.io.batch.BatchReport`.
     """
-    from medvae.io.batch import BatchReport, run_batch
+    from medvae.io.batch import BatchReport, run_batch, shard_inputs
     from medvae.io.images import format_from_suffix
     from medvae.data.paired import is_subject
     from medvae.checkpoint import load_model_of_kind
@@ -242,9 +243,11 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: 
         raise UsageError(f"model_uncertainty is not used for a folder of subjects (each gets {target}_model_std "
                          "beside its output); drop it", param="model_uncertainty")
     suffix = ".dcm" if _dicom_subjects(subject_dirs, sources[0]) else ".nii.gz"
+    subject_dirs, share = shard_inputs(subject_dirs, shard)
     report = run_batch(subject_dirs, input, out,
                        lambda src, dst: run_one(src, dst, _std_path(dst, suffix), _std_path(dst, suffix, "_model_std")),
-                       suffix=f"/{target}{suffix}", overwrite=overwrite, progress=progress, desc="synthesising")
+                       suffix=f"/{target}{suffix}", overwrite=overwrite, progress=progress, desc="synthesising",
+                       shard=share)
     return report
 
 
