@@ -177,6 +177,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "chest_check.ranges": (lambda v: _object(v) and all(_range(r) for r in v.values()),
                                "a JSON object of [low, high] pairs"),
         "chest_check.calibration_images": _names,
+        "anomaly": (_either(_none, _object), "a JSON object"),
+        "anomaly.scores": (lambda v: _object(v) and all(_list_of(_number)(x) and x for x in v.values()),
+                           "a JSON object of non-empty lists of numbers"),
     },
     "training": {
         "task": _text, "command": _text, "holdout": _text,

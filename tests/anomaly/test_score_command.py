@@ -178,3 +178,23 @@ def test_evaluate_anomaly_refuses_a_digit_the_model_was_trained_on(tmp_path):
     assert result.exit_code == 0, result.stderr
     bad = invoke("evaluate", "anomaly", tmp_path / "m.safetensors", "--data", "mnist", "--anomaly-digit", "1")
     assert bad.exit_code == 2 and "the model was trained on it" in bad.stderr
+
+
+def test_malformed_stored_normals_are_one_line(trained, tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    root, model = trained
+    with safe_open(str(model), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    pre = json.loads(meta["preprocessing"])
+    pre["anomaly"]["scores"]["recon_prob"] = "high"
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata={**meta, "preprocessing": json.dumps(pre)})
+    result = invoke("score", bad, _mixed(root), tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"error: {bad}: not a valid medvae model file (its preprocessing's "
+                                     "anomaly.scores must be a JSON object of non-empty lists of numbers)")
