@@ -61,6 +61,9 @@ def evaluate_anomaly(
     fit: Annotated[Optional[Path], typer.Option(help="Normal training images for the baselines (default: the "
                                                      "folder the model was trained on, its held-out files "
                                                      "left out).")] = None,
+    masks: Annotated[Optional[Path], typer.Option(help="Lesion masks mirroring --anomalous (same relative "
+                                                       "names): pixel AUROC, AUPRC and best Dice of the maps.")]
+    = None,
     samples: Samples = 16,
     seed: Annotated[int, typer.Option(help="Seed of the latent samples and the baselines.")] = 0,
     baseline_epochs: Annotated[Optional[int], typer.Option(help="Epochs of the autoencoder baseline (default: "
@@ -76,6 +79,6 @@ def evaluate_anomaly(
     from medvae.tasks.anomaly.evaluate import format_anomaly
 
     result = run_task(run, model, data=data, anomaly_digit=anomaly_digit, normal=normal, anomalous=anomalous,
-                      fit=fit, samples=samples, seed=seed, baseline_epochs=baseline_epochs, limit=limit,
+                      fit=fit, masks=masks, samples=samples, seed=seed, baseline_epochs=baseline_epochs, limit=limit,
                       device=device, threads=threads, progress=progress)
     typer.echo(json.dumps(result, indent=2) if as_json else format_anomaly(result))

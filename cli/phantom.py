@@ -21,6 +21,9 @@ def brain(
     out: Annotated[Path, typer.Option(help="Output folder: OUT/sub-001/{t1,t2,flair,cbf,mask}.nii.gz, ...")]
     = Path("medvae-brain"),
     seed: Annotated[int, typer.Option(help="Random seed (subject i depends only on seed and i).")] = 0,
+    lesions: Annotated[bool, typer.Option("--lesions", help="Add synthetic lesions (MS-like, a tumour with "
+                                                            "oedema, T1-only) and write their labels, "
+                                                            "lesion.nii.gz.")] = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
     subjects: Annotated[Optional[int], hidden("--subjects")] = None,
@@ -34,8 +37,10 @@ def brain(
     from medvae.tasks.phantom import phantom_brain
 
     n = one_of("n", n, subjects, "--subjects")
-    folders = run_task(phantom_brain, n, out, seed=seed, overwrite=overwrite, progress=progress)
-    typer.echo(f"wrote {len(folders)} subjects to {out} (t1, t2, flair, cbf, mask and the noise-free cbf_truth .nii.gz each)")
+    folders = run_task(phantom_brain, n, out, seed=seed, overwrite=overwrite, progress=progress, lesions=lesions)
+    also = ", lesion" if lesions else ""
+    typer.echo(f"wrote {len(folders)} subjects to {out} (t1, t2, flair, cbf, mask{also} and the noise-free cbf_truth "
+               ".nii.gz each)")
 
 
 @app.command("cxr")

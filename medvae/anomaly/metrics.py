@@ -17,3 +17,17 @@ def detection_metrics(normal, anomalous, fpr: float = 0.05) -> dict[str, float]:
     limit = np.quantile(normal, 1 - fpr)
     return {"auroc": float(roc_auc_score(y, s)), "auprc": float(average_precision_score(y, s)),
             "prevalence": float(y.mean()), f"tpr_at_{round(fpr * 100)}pct_fpr": float(np.mean(anomalous > limit))}
+
+
+def pixel_metrics(maps, masks) -> dict[str, float]:
+    """Pixel AUROC and AUPRC of per-pixel scores ``maps`` against binary ``masks`` (same shapes, all images
+    pooled), and ⌈Dice⌉: the best Dice over every threshold of the maps."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    s = np.nan_to_num(np.asarray(maps, dtype=float).ravel(), nan=np.inf)
+    y = np.asarray(masks).ravel() > 0
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(y[order])
+    dice = 2 * tp / (np.arange(1, len(s) + 1) + y.sum())
+    return {"auroc": float(roc_auc_score(y, s)), "auprc": float(average_precision_score(y, s)),
+            "prevalence": float(y.mean()), "best_dice": float(dice.max()) if len(dice) else 0.0}

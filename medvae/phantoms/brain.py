@@ -15,7 +15,12 @@ Each subject starts from the MNI152 2009c T1 template and its grey/white-matter 
   ASL's does: a thermal part, uniform in the label-control difference and so inversely proportional to
   the tissue's equilibrium magnetisation M0 once divided by it, and a physiological part proportional to
   the local perfusion signal;
-* a brain mask.
+* a brain mask;
+* with ``lesions``, synthetic lesions for anomaly detection, drawn from a random stream of their own (so a
+  subject's anatomy is the same with and without them), and their labels (``lesion.nii.gz``): 1 MS-like
+  white-matter ellipsoids (2-5 mm, bright on FLAIR and T2, slightly dark on T1), 2 a tumour core (6-12 mm, dark
+  on T1, bright on T2 and FLAIR) with 3 its oedema (out to 1.7 times its radius, bright on FLAIR and T2),
+  4 white-matter lesions visible on T1 only (bright).
 
 scipy's ``map_coordinates`` does the warping, because the maximum displacement in millimetres must be
 set directly (MONAI's ``Rand3DElastic`` smooths random offsets, which makes the amplitude implicit).
@@ -29,6 +34,9 @@ from pathlib import Path
 import numpy as np
 
 MODALITIES = ("t1", "t2", "flair", "cbf", "mask")
+#: lesion label -> (name, factor on T1, T2, FLAIR)
+LESIONS = {1: ("ms", 0.85, 1.6, 1.8), 2: ("tumour core", 0.6, 1.9, 1.7), 3: ("oedema", 0.9, 1.5, 1.6),
+           4: ("t1 only", 1.5, 1.0, 1.0)}
 # relative signal of (GM, WM, CSF)
 T2_CONTRAST = (0.55, 0.40, 1.00)
 FLAIR_CONTRAST = (0.65, 0.50, 0.08)
@@ -112,12 +120,13 @@ def _gaussian(array: np.ndarray, fwhm_mm: float, spacing: float) -> np.ndarray:
     return gaussian_filter(array, fwhm_mm / spacing / 2.3548)
 
 
-def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates=None) -> tuple[dict, np.ndarray]:
-    """One phantom subject.
+def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates=None,
+                  lesions: bool = False) -> tuple[dict, np.ndarray]:
+    """One phantom subject (with ``lesions``: see the module docstring).
 
     Returns:
         ``({"t1", "t2", "flair", "cbf", "cbf_truth", "mask", "gm", "wm", "csf"}: float32 arrays (x, y, z),
-        affine)``; ``cbf_truth`` is the CBF before noise.
+        affine)``; ``cbf_truth`` is the CBF before noise; with ``lesions`` also ``"lesion"`` (uint8 labels).
         Structural contrasts are in arbitrary units (white matter about 600); CBF in ml/100 g/min.
     """
     config = config or BrainPhantomConfig()
@@ -148,7 +157,13 @@ def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates
         "flair": white / FLAIR_CONTRAST[1] * (FLAIR_CONTRAST[0] * gm + FLAIR_CONTRAST[1] * wm
                                               + FLAIR_CONTRAST[2] * csf),
     }
-    for name in out:
+    labels = _lesions(np.random.default_rng([seed, 1]), gm, wm, mask, spacing) if lesions else None
+    if labels is not None:
+        for label, (_, *factors) in LESIONS.items():
+            soft = _gaussian((labels == label).astype(np.float32), 1.5, spacing)  # soft edges, 1.5 mm FWHM
+            for name, factor in zip(("t1", "t2", "flair"), factors):
+                out[name] = out[name] * (1 + (factor - 1) * soft)
+    for name in ("t1", "t2", "flair"):
         noisy = out[name] * bias() * jitter() + rng.normal(0, config.noise * white, shape)
         out[name] = (np.clip(noisy, 0, None) * mask).astype(np.float32)
     factor = 1 + rng.uniform(-config.cbf_jitter, config.cbf_jitter)
@@ -163,17 +178,48 @@ def brain_subject(seed: int, config: BrainPhantomConfig | None = None, templates
     out["cbf_truth"] = truth.astype(np.float32)
     out["mask"] = mask
     out.update(gm=gm, wm=wm, csf=csf)
+    if labels is not None:
+        out["lesion"] = (labels * (mask > 0)).astype(np.uint8)
     return out, affine
 
 
+def _lesions(rng, gm: np.ndarray, wm: np.ndarray, mask: np.ndarray, spacing: float) -> np.ndarray:
+    """Lesion labels (:data:`LESIONS`) for one subject, placed in its white matter (the tumour anywhere in tissue)."""
+    labels = np.zeros(gm.shape, np.uint8)
+    grid = np.stack(np.meshgrid(*(np.arange(n) * spacing for n in gm.shape), indexing="ij"), -1)
+
+    def place(where, radii_mm, label, inside=None):
+        candidates = np.argwhere(where)
+        if not len(candidates):
+            return None
+        centre = candidates[rng.integers(len(candidates))] * spacing
+        d = np.sqrt((((grid - centre) / np.asarray(radii_mm)) ** 2).sum(-1))
+        region = (d <= 1) & (mask > 0)
+        labels[region & (labels == 0) if inside is None else region & inside] = label
+        return centre, d
+
+    deep_wm = wm > 0.8
+    for _ in range(int(rng.integers(3, 8))):
+        place(deep_wm, rng.uniform(2, 5, 3), 1)
+    radius = rng.uniform(6, 12)
+    placed = place((gm + wm > 0.9) & (mask > 0), [radius] * 3, 2)
+    if placed is not None:
+        _, d = placed
+        labels[(d > 1) & (d <= 1.7) & (mask > 0) & (labels == 0)] = 3
+    for _ in range(int(rng.integers(1, 3))):
+        place(deep_wm & (labels == 0), [rng.uniform(3, 6)] * 3, 4)
+    return labels
+
+
 def write_brain_phantoms(n: int, out: str | Path, seed: int = 0, config: BrainPhantomConfig | None = None,
-                         overwrite: bool = False, progress: bool = True) -> list[Path]:
+                         overwrite: bool = False, progress: bool = True, lesions: bool = False) -> list[Path]:
     """Write ``n`` subjects as ``out/sub-001/{t1,t2,flair,cbf,mask}.nii.gz``; returns the subject folders.
 
     Each also gets ``cbf_truth.nii.gz``, the noise-free perfusion that the (noisy) CBF map measures: the
     phantom's ground truth, which ``medvae evaluate synthesis`` uses when it is there.
 
-    Subject ``i`` is drawn with seed ``(seed, i)``, so adding subjects keeps the earlier ones.
+    Subject ``i`` is drawn with seed ``(seed, i)``, so adding subjects keeps the earlier ones. With ``lesions``
+    each has lesions and ``lesion.nii.gz`` (their labels, see the module docstring).
     """
     from tqdm.auto import tqdm
 
@@ -189,10 +235,11 @@ def write_brain_phantoms(n: int, out: str | Path, seed: int = 0, config: BrainPh
         if folder.exists() and any(folder.iterdir()) and not overwrite:
             raise UsageError(f"out {folder} already holds files; pass --overwrite or choose another folder", param="out")
         volumes, affine = brain_subject(int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), config,
-                                        templates)
-        for name in (*MODALITIES, "cbf_truth"):
-            array = volumes[name].astype(np.uint8) if name == "mask" else volumes[name]
-            note = {"cbf": "CBF ml/100g/min", "mask": "brain mask",
+                                        templates, lesions=lesions)
+        for name in (*MODALITIES, "cbf_truth", *(("lesion",) if lesions else ())):
+            array = volumes[name].astype(np.uint8) if name in ("mask", "lesion") else volumes[name]
+            note = {"cbf": "CBF ml/100g/min", "mask": "brain mask", "lesion": "lesion labels (1 MS-like, 2 "
+                    "tumour core, 3 oedema, 4 T1-only)",
                     "cbf_truth": "noise-free CBF ml/100g/min"}.get(name, f"{name.upper()} a.u.")
             write_image(Image(array=array, affine=affine, format="nifti", spacing_known=True,
                               notes=[f"medvae brain phantom {note}, seed {seed} subject {i + 1}"]),

@@ -14,7 +14,7 @@ from medvae.errors import OutputExists, UsageError, check_positive
 
 
 def phantom_brain(n: int, out: str | os.PathLike, *, seed: int = 0, overwrite: bool = False,
-                  progress: bool = True) -> list[Path]:
+                  progress: bool = True, lesions: bool = False) -> list[Path]:
     """Write ``n`` phantom subjects as ``out/sub-NNN/{t1,t2,flair,cbf,mask}.nii.gz``.
 
     The layout is the one ``medvae train synthesis`` reads for real data (BraTS-style subject folders).
@@ -28,7 +28,7 @@ def phantom_brain(n: int, out: str | os.PathLike, *, seed: int = 0, overwrite: b
     out = Path(out)
     if not overwrite and any(_holds_files(out / f"sub-{i + 1:03d}") for i in range(n)):
         raise OutputExists(out, "phantom set")
-    return write_brain_phantoms(n, out, seed=seed, overwrite=overwrite, progress=progress)
+    return write_brain_phantoms(n, out, seed=seed, overwrite=overwrite, progress=progress, lesions=lesions)
 
 
 def phantom_cxr(n: int, out: str | os.PathLike, *, size: int = 512, seed: int = 0, fmt: str = "png",

@@ -198,3 +198,32 @@ def test_malformed_stored_normals_are_one_line(trained, tmp_path):
     assert result.exit_code == 1
     assert result.stderr.strip() == (f"error: {bad}: not a valid medvae model file (its preprocessing's "
                                      "anomaly.scores must be a JSON object of non-empty lists of numbers)")
+
+
+def test_evaluate_anomaly_with_masks_scores_the_maps_pixel_by_pixel(trained, tmp_path):
+    root, model = trained
+    rng = np.random.default_rng(7)
+    for name in ("normal", "anomalous", "masks"):
+        (tmp_path / name).mkdir()
+    for i in range(10):
+        PILImage.fromarray(np.uint8(255 * blob(rng))).save(tmp_path / "normal" / f"{i}.png")
+        image, mask = blob(rng), np.zeros((32, 32))
+        y, x = rng.integers(4, 20, 2)
+        image[y:y + 8, x:x + 8] = checkerboard(8)
+        mask[y:y + 8, x:x + 8] = 1
+        PILImage.fromarray(np.uint8(255 * image)).save(tmp_path / "anomalous" / f"{i}.png")
+        PILImage.fromarray(np.uint8(255 * mask)).save(tmp_path / "masks" / f"{i}.png")
+    result = invoke("evaluate", "anomaly", model, "--normal", tmp_path / "normal", "--anomalous",
+                    tmp_path / "anomalous", "--masks", tmp_path / "masks", "--baseline-epochs", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    pixel = json.loads(result.stdout)["pixel_rows"]
+    assert set(pixel) == {"model map (-log p(x|z) per pixel)", "baseline: intensity", "baseline: voxel z-score"}
+    found = pixel["model map (-log p(x|z) per pixel)"]
+    assert found["prevalence"] == pytest.approx(64 / (32 * 32) / 2, rel=0.05)
+    assert found["auprc"] > 3 * found["prevalence"] and 0 < found["best_dice"] <= 1
+    (tmp_path / "masks" / "3.png").unlink()
+    missing = invoke("evaluate", "anomaly", model, "--normal", tmp_path / "normal", "--anomalous",
+                     tmp_path / "anomalous", "--masks", tmp_path / "masks", "--baseline-epochs", "1")
+    assert missing.exit_code == 2 and "no mask for" in missing.stderr

@@ -5,7 +5,10 @@ Two ways to give the images:
 * ``data="mnist"`` with ``anomaly_digit=D`` (An & Cho's protocol): the model was trained on the embedded sample's
   training split without digit D (``train vae --data mnist --digits ...``); the test split's other digits are the
   normals and its D images the anomalies;
-* ``normal`` and ``anomalous`` folders of held-out images (never seen in training).
+* ``normal`` and ``anomalous`` folders of held-out images (never seen in training); with ``masks``, a folder
+  mirroring ``anomalous`` (the same relative names) of lesion masks (any non-zero value is abnormal), for pixel
+  AUROC/AUPRC and ⌈Dice⌉ of the per-pixel maps beside two pixel baselines: the intensity itself (as FLAIR
+  thresholding does) and the voxel-wise z-score against the normal training images.
 
 Every score of :mod:`medvae.anomaly.scores` is reported (AUROC, AUPRC with the prevalence, TPR at 5 % FPR) beside
 :mod:`medvae.anomaly.baselines`, fitted in the same process on the normal training images (for MNIST the training
@@ -22,7 +25,8 @@ from medvae.errors import UsageError
 
 def evaluate_anomaly(model: str | os.PathLike, *, data: str | None = None, anomaly_digit: int | None = None,
                      normal: str | os.PathLike | None = None, anomalous: str | os.PathLike | None = None,
-                     fit: str | os.PathLike | None = None, samples: int = 16, seed: int = 0,
+                     fit: str | os.PathLike | None = None, masks: str | os.PathLike | None = None,
+                     samples: int = 16, seed: int = 0,
                      baseline_epochs: int | None = None, limit: int | None = None, device: str = "auto",
                      progress: bool = False) -> dict:
     """The metrics of every score and baseline; see the module docstring. ``limit``: at most this many images of
@@ -39,16 +43,21 @@ def evaluate_anomaly(model: str | os.PathLike, *, data: str | None = None, anoma
     net.eval()
     if data == "mnist":
         train, test_normal, test_anomalous, described = _mnist(info, anomaly_digit, limit)
+        anomalous_files = []
     elif data is not None:
         raise UsageError(f"data must be 'mnist' (or give --normal and --anomalous folders), got {data!r}", param="data")
     else:
         if normal is None or anomalous is None:
             raise UsageError("normal: give --normal and --anomalous folders of held-out images, or --data mnist "
                              "--anomaly-digit D", param="normal")
-        train, test_normal, test_anomalous, described = _folders(info, normal, anomalous, fit, limit)
+        train, test_normal, test_anomalous, described, anomalous_files = _folders(info, normal, anomalous, fit, limit)
+    if masks is not None and data is not None:
+        raise UsageError("masks go with --normal and --anomalous folders, not with --data mnist", param="masks")
     rows = {}
-    scores_n, _ = score_images(net, test_normal, samples=samples, seed=seed, progress=progress)
-    scores_a, _ = score_images(net, test_anomalous, samples=samples, seed=seed + 10_000, progress=progress)
+    want_maps = masks is not None
+    scores_n, maps_n = score_images(net, test_normal, samples=samples, seed=seed, progress=progress, maps=want_maps)
+    scores_a, maps_a = score_images(net, test_anomalous, samples=samples, seed=seed + 10_000, progress=progress,
+                                    maps=want_maps)
     for name in SCORES:
         rows[name] = detection_metrics(scores_n[name].numpy(), scores_a[name].numpy())
     epochs = baseline_epochs or int((info.training or {}).get("epochs") or 10)
@@ -56,9 +65,45 @@ def evaluate_anomaly(model: str | os.PathLike, *, data: str | None = None, anoma
         baselines = fit_baselines(train, model_kind=info.kind, model_config=info.config, epochs=epochs, seed=seed)
     for name, fn in baselines.items():
         rows[f"baseline: {name}"] = detection_metrics(fn(test_normal), fn(test_anomalous))
-    return {"model": str(model), **described, "normal_images": len(test_normal),
+    pixel = _pixel_rows(info, anomalous, masks, anomalous_files, train, test_normal, test_anomalous, maps_n, maps_a) \
+        if want_maps else None
+    return {"model": str(model), **described, **({"pixel_rows": pixel} if pixel else {}), "normal_images": len(test_normal),
             "anomalous_images": len(test_anomalous), "training_images": len(train), "samples": samples,
             "seed": seed, "baseline_epochs": epochs, "rows": rows}
+
+
+def _pixel_rows(info, anomalous, masks, files, train, normal, abnormal, maps_n, maps_a) -> dict:
+    """Pixel metrics of the model's maps and of the two pixel baselines, normal images' pixels as negatives."""
+    import torch
+
+    from medvae.anomaly.metrics import pixel_metrics
+
+    truth = torch.cat([torch.zeros_like(normal[:, :1]), _masks_for(info, anomalous, masks, files)])
+    images = torch.cat([normal, abnormal])
+    mean, std = train.mean(0, keepdim=True), train.std(0, keepdim=True)
+    maps = {"model map (-log p(x|z) per pixel)": torch.cat([maps_n, maps_a])[:, :1],
+            "baseline: intensity": images[:, :1],
+            "baseline: voxel z-score": ((images - mean).abs() / (std + 0.02))[:, :1]}
+    return {name: pixel_metrics(m.numpy(), truth.numpy()) for name, m in maps.items()}
+
+
+def _masks_for(info, anomalous, masks, files):
+    """The masks of the anomalous images ``files`` (the same relative names under ``masks``), on the model's grid."""
+    import torch
+
+    from medvae.data.transforms import prepare
+    from medvae.io.images import read_image
+
+    size = info.preprocessing.get("size")
+    out = []
+    for f in files:
+        path = Path(masks) / Path(os.path.abspath(f)).relative_to(os.path.abspath(anomalous))
+        if not path.exists():
+            raise UsageError(f"masks {masks}: no mask for {f} (looked for {path})", param="masks")
+        mask = read_image(path)
+        binary = mask.with_array((mask.array > 0).astype("float32"))
+        out.append((prepare(binary, size, normalize="none").tensor.as_tensor() > 0.5).float())
+    return torch.stack(out)
 
 
 def _mnist(info, digit, limit):
@@ -98,11 +143,12 @@ def _folders(info, normal, anomalous, fit, limit):
     def load(folder, exclude=()):
         got = load_image_folder(folder, size, dims, normalize=normalize, limit=limit, progress=False)
         keep = [i for i, f in enumerate(got.files) if str(Path(f).resolve()) not in exclude]
-        return got.images[keep]
+        return got.images[keep], [got.files[i] for i in keep]
 
     held_out = set((info.training or {}).get("val_files") or [])
-    return (load(fit, held_out), load(normal), load(anomalous),
-            {"data": f"normal {normal}, anomalous {anomalous}, baselines fitted on {fit}"})
+    abnormal, abnormal_files = load(anomalous)
+    return (load(fit, held_out)[0], load(normal)[0], abnormal,
+            {"data": f"normal {normal}, anomalous {anomalous}, baselines fitted on {fit}"}, abnormal_files)
 
 
 def format_anomaly(result: dict) -> str:
@@ -114,4 +160,9 @@ def format_anomaly(result: dict) -> str:
     for name, m in result["rows"].items():
         lines.append(f"| {name} | {m['auroc']:.3f} | {m['auprc']:.3f} ({m['prevalence']:.3f}) | "
                      f"{m['tpr_at_5pct_fpr']:.3f} |")
+    if result.get("pixel_rows"):
+        lines += ["", "| pixel score | pixel AUROC | pixel AUPRC (prevalence) | ⌈Dice⌉ |", "|---|---:|---:|---:|"]
+        for name, m in result["pixel_rows"].items():
+            lines.append(f"| {name} | {m['auroc']:.3f} | {m['auprc']:.3f} ({m['prevalence']:.4f}) | "
+                         f"{m['best_dice']:.3f} |")
     return "\n".join(lines)
