@@ -67,14 +67,17 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool = False) -
 
 
 class _LossModule(nn.Module):
-    """Routes ``loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it."""
+    """Routes ``loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it. ``synced`` is the
+    part whose gradients DDP averages (the whole model, or a GAN's generator: the discriminator, though it takes
+    part in the generator's loss, is stepped apart)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, synced: nn.Module | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.synced = synced if synced is not None else model
+        object.__setattr__(self, "_model", model)  # not a submodule: DDP manages only ``synced``
 
     def forward(self, batch):
-        out = self.model.loss(batch)
+        out = self._model.loss(batch)
         return out.loss, out.terms
 
 
@@ -120,8 +123,6 @@ def fit(
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     gan = isinstance(model, Adversarial)  # the discriminator has its own optimiser
-    if gan and distributed:
-        raise UsageError("training a VAE-GAN under torchrun is not supported yet; run it in one process")
     opt = adam(flatten_parameters(model.generator if gan else model), config.lr, device)
     opt_d = adam(flatten_parameters(model.discriminator), config.lr, device, betas=(0.5, 0.999)) if gan else None
     record = TrainRecord(device=str(device), world_size=world_size, seed=config.seed,
@@ -133,7 +134,10 @@ def fit(
     if distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        step_module = DDP(_LossModule(model), device_ids=[device.index] if device.type == "cuda" else None)
+        # a GAN: DDP averages the generator's gradients; the discriminator's own step runs outside DDP and
+        # averages its gradients in _discriminator_step (its instance norms keep no statistics to drift apart)
+        step_module = DDP(_LossModule(model, model.generator if gan else None),
+                          device_ids=[device.index] if device.type == "cuda" else None)
 
     amp_dtype = _amp_dtype(config, device, model)
     record.amp = str(amp_dtype).removeprefix("torch.") if amp_dtype is not None else "off"
@@ -157,7 +161,7 @@ def fit(
         scaler.step(opt)
         scaler.update()
         if opt_d is not None:
-            terms = {**terms, **_discriminator_step(model, batch, opt_d, scaler_d, device, amp_dtype)}
+            terms = {**terms, **_discriminator_step(model, batch, opt_d, scaler_d, device, amp_dtype, distributed)}
         return loss.detach(), terms
 
     for epoch in range(start_epoch, config.epochs):
@@ -255,14 +259,21 @@ def preview_images(model: nn.Module, previews) -> dict:
     return images
 
 
-def _discriminator_step(model, batch, opt_d, scaler_d, device, amp_dtype) -> dict[str, Tensor]:
-    """One discriminator update on the generator step's fakes; returns its loss terms."""
+def _discriminator_step(model, batch, opt_d, scaler_d, device, amp_dtype, distributed: bool = False
+                        ) -> dict[str, Tensor]:
+    """One discriminator update on the generator step's fakes; returns its loss terms. Under torchrun its
+    gradients are averaged over the ranks before the step, as DDP does the generator's."""
     opt_d.zero_grad(set_to_none=False)
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         out = model.discriminator_loss(batch)
     if not torch.isfinite(out.loss.detach()):
         raise TrainingError(f"training stopped: the discriminator loss became {out.loss.item()}; lower --lr")
     scaler_d.scale(out.loss).backward()
+    if distributed:
+        world_size = torch.distributed.get_world_size()
+        for param in (p for group in opt_d.param_groups for p in group["params"] if p.grad is not None):
+            torch.distributed.all_reduce(param.grad)
+            param.grad /= world_size
     scaler_d.step(opt_d)
     scaler_d.update()
     return {"d_loss": out.loss.detach(), **out.terms}
