@@ -210,12 +210,23 @@ def _directions(v) -> bool:
 
 
 def valid_copy(ds, keyword) -> bool:
-    """Whether a writer may copy ``keyword`` from the source header ``ds``: it is there and, where its VR is a
-    number (DS, IS), it holds numbers only. Call inside :func:`quiet`."""
+    """Whether a writer may copy ``keyword`` from the source header ``ds``: it is there and its value is valid for
+    its VR (numbers for DS and IS, dates for DA, UIDs for UI, ...: pydicom's own validation, whose message, which
+    would quote the value, is dropped). Call inside :func:`quiet`."""
+    from pydicom import config
+    from pydicom.valuerep import validate_value
+
     try:
         if keyword not in ds:
             return False
-        vr = ds[keyword].VR
+        element = ds[keyword]
+        if element.VR in ("DS", "IS") and not is_valid_number(ds, keyword):
+            return False
+        if element.VR == "SQ" or element.value is None:
+            return True
+        values = element.value if isinstance(element.value, (list, tuple)) or element.VM > 1 else [element.value]
+        for value in values:
+            validate_value(element.VR, value, config.RAISE)
     except Exception:
         return False
-    return vr not in ("DS", "IS") or is_valid_number(ds, keyword)
+    return True

@@ -88,8 +88,8 @@ def describe_segmentation(path: Path) -> dict[str, Any] | None:
         "segmentation_type": str(getattr(ds, "SegmentationType", "")),
         "rows": rows, "columns": columns, "frames": frames,
         "spacing_mm": spacing,
-        "series_description": str(getattr(ds, "SeriesDescription", "")),
-        "software": str(getattr(ds, "ManufacturerModelName", "")),
+        "series_description": _own_text(ds, "SeriesDescription"),
+        "software": _own_text(ds, "ManufacturerModelName"),
         "referenced_images": sum(len(getattr(s, "ReferencedInstanceSequence", []))
                                  for s in getattr(ds, "ReferencedSeriesSequence", [])),
         "segments": segments,
@@ -130,9 +130,9 @@ def describe_image(path: Path) -> dict[str, Any]:
             "photometric_interpretation": image.photometric,
             "files": len(image.dicom),
             "body_part": str(getattr(ds, "BodyPartExamined", "")),
-            "series_description": str(getattr(ds, "SeriesDescription", "")),
+            "series_description": _own_text(ds, "SeriesDescription"),
             "image_type": list(getattr(ds, "ImageType", [])),
-            "derivation": str(getattr(ds, "DerivationDescription", "")),
+            "derivation": _own_text(ds, "DerivationDescription"),
             "window": list(image.window) if image.window else None,
             "value_range": list(image.value_range) if image.value_range else None,
         }
@@ -145,6 +145,20 @@ def _axcodes(affine, ndim: int) -> str | None:
 
     codes = nib.aff2axcodes(affine)[:ndim]
     return "".join(codes) if None not in codes else None
+
+
+def _own_text(ds, keyword: str) -> str:
+    """A free-text attribute as ``info`` shows it: only where medvae wrote the file (its Manufacturer ``medvae`` and
+    the text medvae's own), since elsewhere such text can hold a patient's data; else ""."""
+    from medvae.io.dicom_header import quiet
+
+    with quiet():
+        try:
+            text = str(ds.get(keyword, "") or "")
+            ours = str(ds.get("Manufacturer", "") or "") == "medvae"
+        except Exception:  # a value pydicom cannot even decode
+            return ""
+    return text if ours and text.startswith("medvae") else ""
 
 
 def _uid_name(uid) -> str:

@@ -105,6 +105,25 @@ def _dicom_with(path: Path, **attrs) -> Path:
     return path
 
 
+def annex_e_markers() -> dict[str, str]:
+    """A marker in every text-valued attribute of PS3.15 Annex E's Basic Profile, invalid for its VR wherever the
+    VR has rules (so pydicom's warnings, which quote values, are provoked): dates, times, UIDs, numbers, codes."""
+    from annex_e import ANNEX_E  # tests/hardening/annex_e.py
+
+    keep = {"SOPInstanceUID", "MediaStorageSOPInstanceUID", "SeriesInstanceUID"}  # the series is read as one
+    markers = {}
+    for keyword in ANNEX_E:
+        tag = pydicom.datadict.tag_for_keyword(keyword)
+        if tag is None or tag >> 16 in (0x0000, 0x0002) or keyword in keep:
+            continue
+        vr = pydicom.datadict.dictionary_VR(tag)
+        if vr in ("SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN", "US", "UL", "SS", "SL", "FL", "FD", "AT", "SV",
+                  "UV"):
+            continue
+        markers[keyword] = MARKER + ("!" if vr in ("CS", "DA", "TM", "DT", "UI", "DS", "IS", "AS") else "")
+    return markers
+
+
 def dicom_cases(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     raw = Path(get_testdata_file("CT_small.dcm")).read_bytes()
@@ -119,6 +138,7 @@ def dicom_cases(folder: Path) -> dict[str, Path]:
     cases["jpeg-cut"].write_bytes(lossy[: len(lossy) * 2 // 3])
     cases["patient-size"] = _dicom_with(folder / "patient_size.dcm", PatientSize=MARKER)
     cases["series-number"] = _dicom_with(folder / "series_number.dcm", SeriesNumber=MARKER)
+    cases["annex-e"] = _dicom_with(folder / "annex_e.dcm", **annex_e_markers())
     cases["orientation-zero"] = _dicom_with(folder / "orientation_zero.dcm", ImageOrientationPatient=[0] * 6)
     cases["spacing-zero"] = _dicom_with(folder / "spacing_zero.dcm", PixelSpacing=[0, 0])
     cases["spacing-negative"] = _dicom_with(folder / "spacing_negative.dcm", PixelSpacing=[-1, 0.5])
