@@ -60,6 +60,9 @@ def evaluate_anomaly(model: str | os.PathLike, *, data: str | None = None, anoma
                                     maps=want_maps)
     for name in SCORES:
         rows[name] = detection_metrics(scores_n[name].numpy(), scores_a[name].numpy())
+        bad = int((~torch.isfinite(torch.cat([scores_n[name], scores_a[name]]))).sum())
+        if bad:  # ranked as the most anomalous (medvae.anomaly.metrics.rankable); said, not hidden
+            rows[name]["non_finite"] = bad
     epochs = baseline_epochs or int((info.training or {}).get("epochs") or 10)
     with torch.random.fork_rng():
         baselines = fit_baselines(train, model_kind=info.kind, model_config=info.config, epochs=epochs, seed=seed)
@@ -160,6 +163,10 @@ def format_anomaly(result: dict) -> str:
     for name, m in result["rows"].items():
         lines.append(f"| {name} | {m['auroc']:.3f} | {m['auprc']:.3f} ({m['prevalence']:.3f}) | "
                      f"{m['tpr_at_5pct_fpr']:.3f} |")
+    for name, m in result["rows"].items():
+        if m.get("non_finite"):
+            lines.append(f"note: {name}: {m['non_finite']} images scored infinite or NaN (an input so far from "
+                         "normal that its score overflowed), ranked as the most anomalous")
     if result.get("pixel_rows"):
         lines += ["", "| pixel score | pixel AUROC | pixel AUPRC (prevalence) | ⌈Dice⌉ |", "|---|---:|---:|---:|"]
         for name, m in result["pixel_rows"].items():
