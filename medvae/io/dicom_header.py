@@ -136,18 +136,7 @@ def check_header(ds, path) -> list[str]:
     """
     notes: list[str] = []
     with quiet():
-        for keyword in REQUIRED_NUMBERS:
-            try:
-                numbers(ds, keyword)
-            except ValueError:
-                raise InputError(f"{path}: the {keyword} attribute is not a valid number") from None
-        for keyword in OPTIONAL_NUMBERS:
-            try:
-                numbers(ds, keyword)
-            except ValueError:
-                del ds[keyword]
-                notes.append(f"the {keyword} attribute is not a valid number; ignored")
-        _check_geometry(ds, notes)
+        _check_numbers(ds, path, notes, REQUIRED_NUMBERS, OPTIONAL_NUMBERS)
         for groups in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
             for frame in (ds.get(groups) or []):
                 for keyword in ("PixelMeasuresSequence", "PlaneOrientationSequence", "PlanePositionSequence",
@@ -158,18 +147,22 @@ def check_header(ds, path) -> list[str]:
 
 
 def _check_item(item, path, notes) -> None:
-    for keyword in ("RescaleSlope", "RescaleIntercept"):
+    _check_numbers(item, path, notes, ("RescaleSlope", "RescaleIntercept"),
+                   ("WindowCenter", "WindowWidth", "SliceThickness", "SpacingBetweenSlices"))
+
+
+def _check_numbers(ds, path, notes, required, optional) -> None:
+    """A ``required`` number that is not one is an InputError; an ``optional`` one is dropped with a note; then the
+    geometry (:func:`_check_geometry`)."""
+    for keyword in (*required, *optional):
         try:
-            numbers(item, keyword)
+            numbers(ds, keyword)
         except ValueError:
-            raise InputError(f"{path}: the {keyword} attribute is not a valid number") from None
-    for keyword in ("WindowCenter", "WindowWidth", "SliceThickness", "SpacingBetweenSlices"):
-        try:
-            numbers(item, keyword)
-        except ValueError:
-            del item[keyword]
+            if keyword in required:
+                raise InputError(f"{path}: the {keyword} attribute is not a valid number") from None
+            del ds[keyword]
             notes.append(f"the {keyword} attribute is not a valid number; ignored")
-    _check_geometry(item, notes)
+    _check_geometry(ds, notes)
 
 
 def _check_geometry(ds, notes) -> None:

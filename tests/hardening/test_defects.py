@@ -38,6 +38,15 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def two_films(tmp_path: Path) -> Path:
+    """A folder ``in`` holding two copies of a sample film, a.png and b.png."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(FILM, folder / "a.png")
+    shutil.copy(FILM, folder / "b.png")
+    return folder
+
+
 def dead_pid() -> int:
     """The pid of a process that has ended."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -200,10 +209,7 @@ def test_convert_series_into_one_file_from_a_folder_with_subfolders_does_not_sug
 def test_an_output_another_run_finished_meanwhile_is_skipped_not_failed(tmp_path, monkeypatch):
     import medvae.io.images as images
 
-    folder = tmp_path / "in"
-    folder.mkdir()
-    shutil.copy(FILM, folder / "a.png")
-    shutil.copy(FILM, folder / "b.png")
+    folder = two_films(tmp_path)
     real = images.write_image
 
     def racing(image, path, **kwargs):  # the other run writes b's output after this run found it missing
@@ -219,10 +225,7 @@ def test_an_output_another_run_finished_meanwhile_is_skipped_not_failed(tmp_path
 
 
 def test_an_output_a_live_run_is_writing_is_left_to_it(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    shutil.copy(FILM, folder / "a.png")
-    shutil.copy(FILM, folder / "b.png")
+    folder = two_films(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -240,10 +243,7 @@ def test_an_output_a_live_run_is_writing_is_left_to_it(tmp_path):
 # 12: lung_areas.csv across runs ----------------------------------------------------------------------------------
 
 def test_segmenting_one_file_into_a_folder_keeps_the_other_rows_of_its_csv(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    shutil.copy(FILM, folder / "a.png")
-    shutil.copy(FILM, folder / "b.png")
+    folder = two_films(tmp_path)
     out = tmp_path / "out"
     assert invoke("segment", folder, out, "--device", "cpu", "--no-progress").exit_code == 0
     result = invoke("segment", folder / "a.png", out, "--device", "cpu", "--overwrite", "--no-progress")
