@@ -48,14 +48,17 @@ class Synthesis:
     draws: np.ndarray | None = None
 
 
-def sample_on_grid(model, source, samples: int, seed: int, patch_size: int | None = None, batch_size: int = 16):
+def sample_on_grid(model, source, samples: int, seed: int, patch_size: int | None = None, batch_size: int = 16,
+                   progress: bool = False):
     """``samples`` draws over a whole volume on the model's grid: ``source`` ``(S, X, Y, Z)`` → ``(K, C, X, Y, Z)``
     (channel 0 the mean, channel 1 if any the log Laplace scale; see :func:`predictive_moments`).
 
     2-D models run over the axial slices in batches; 3-D models through MONAI's ``sliding_window_inference``
-    over patches of the training size (Gaussian-weighted overlap of 25 %).
+    over patches of the training size (Gaussian-weighted overlap of 25 %). ``progress``: a bar over the slice
+    batches (2-D) or the draws (3-D).
     """
     import torch
+    from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     gen = torch.Generator(device).manual_seed(seed)
@@ -64,20 +67,22 @@ def sample_on_grid(model, source, samples: int, seed: int, patch_size: int | Non
     with torch.no_grad():
         if model.config.spatial_dims == 2:
             slices = x.permute(3, 0, 1, 2)  # (Z, S, X, Y)
-            out = [g.sample(slices[i:i + batch_size].to(device), samples, generator=gen).float().cpu()
-                   for i in range(0, len(slices), batch_size)]
+            starts = tqdm(range(0, len(slices), batch_size), desc="synthesising slices", unit="batch",
+                          disable=not progress, leave=False)
+            out = [g.sample(slices[i:i + batch_size].to(device), samples, generator=gen).float().cpu() for i in starts]
             return torch.cat(out, dim=1).permute(0, 2, 3, 4, 1).numpy()  # (K, Z, C, X, Y) → (K, C, X, Y, Z)
         from monai.inferers import sliding_window_inference
 
         patch = [min(s, patch_size or s) for s in x.shape[1:]]
         draws = [sliding_window_inference(x[None].to(device), patch, 4, lambda p: g.sample(p, 1, generator=gen)[0],
                                           overlap=0.25, mode="gaussian")[0].float().cpu()
-                 for _ in range(samples)]
+                 for _ in tqdm(range(samples), desc="synthesising draws", unit="draw", disable=not progress,
+                               leave=False)]
         return torch.stack(draws).numpy()
 
 
 def synthesize_subject(model, info, images: dict, samples: int = 16, seed: int = 0,
-                       keep_draws: bool = False) -> Synthesis:
+                       keep_draws: bool = False, progress: bool = False) -> Synthesis:
     """Synthesise the target for one subject's ``{source: Image}``, back on the first source's grid.
 
     The total std, the model std and (with ``keep_draws``) each draw's mean and Laplace scale are computed on
@@ -95,7 +100,7 @@ def synthesize_subject(model, info, images: dict, samples: int = 16, seed: int =
 
     from medvae.models.synthesis import LOG_SCALE_RANGE, predictive_moments
 
-    draws = sample_on_grid(model, prepared.source.as_tensor(), samples, seed, pre.get("patch_size"))
+    draws = sample_on_grid(model, prepared.source.as_tensor(), samples, seed, pre.get("patch_size"), progress=progress)
     scale = pre["target_scale"]
     tensor = torch.from_numpy(draws)[:, None]  # (K, 1, C, X, Y, Z)
     mean, std = (v.numpy() * scale for v in predictive_moments(tensor))
@@ -210,7 +215,7 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: 
 
     def run_one(src: Path, dst: Path, std_path: Path | None, model_std_path: Path | None):
         images = read_sources(src, sources)
-        result = synthesize_subject(model, info, images, samples, seed)
+        result = synthesize_subject(model, info, images, samples, seed, progress=progress and not subject_dirs)
         written = write_synthesis(result, info, dst, std_path, overwrite, model_std_path, deidentify)
         return written[0], [*result.reference.notes, *([zero_note] if deterministic and model_std_path else [])]
 
