@@ -207,6 +207,7 @@ def test_output_geometry_equals_input_for_an_oblique_odd_volume(trained, phantom
                                  "--uncertainty", str(std), "--model-uncertainty", str(model_std), "--samples", "4"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"wrote {out} and {std} and {model_std}"
+    assert "synthesising slices" in result.stderr  # one subject: a bar over its slices, not minutes of silence
     for path in (out, std, model_std):
         img = nib.load(path)
         assert img.shape == array.shape
