@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from medvae.errors import check_positive
-from medvae.losses import gaussian_kl, log_normal, log_standard_normal
+from medvae.losses import gaussian_kl, log_standard_normal
 
 #: the scores, in the order reports list them
 SCORES = ("recon_prob", "neg_elbo", "iwae", "recon_error")
@@ -58,7 +58,10 @@ def anomaly_scores(model, x: Tensor, samples: int = 16, seed: int = 0) -> Anomal
         pixel += nll
         log_p = -nll.flatten(1).sum(1)
         log_px.append(log_p)
-        log_w.append(log_p + log_standard_normal(z) - log_normal(z, mu, logvar))
+        # log q(z | x) from eps itself: (z - mu)^2 / sigma^2 is eps^2, which stays finite where a collapsed
+        # posterior's sigma^2 underflows
+        log_q = -0.5 * (math.log(2 * math.pi) + logvar + eps.square()).sum(-1)
+        log_w.append(log_p + log_standard_normal(z) - log_q)
     log_px, log_w = torch.stack(log_px), torch.stack(log_w)  # (L, B)
     log_l = math.log(samples)
     mean_image = model.mean_image(model.decode(mu))

@@ -125,3 +125,14 @@ def test_the_learned_variance_decoder_has_a_mean_and_a_variance_per_pixel():
         ConvVAEConfig(likelihood="poisson")
     with pytest.raises(UsageError, match="gaussian-learned is for 'train vae'"):
         VAEGANConfig(likelihood="gaussian-learned")
+
+
+def test_a_collapsed_posterior_still_gives_finite_scores():
+    class Collapsed(LinearGaussian):
+        def encode(self, x):  # sigma^2 = e^-300: (z - mu)^2 / sigma^2 would overflow
+            return torch.zeros(x.shape[0], self.k, dtype=torch.float64), \
+                torch.full((x.shape[0], self.k), -300.0, dtype=torch.float64)
+
+    out = anomaly_scores(Collapsed(), torch.randn(3, 1, 12, dtype=torch.float64), samples=4)
+    for name in SCORES:
+        assert torch.isfinite(out.scores[name]).all(), name
