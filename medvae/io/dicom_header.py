@@ -213,13 +213,14 @@ def valid_copy(ds, keyword) -> bool:
         if keyword not in ds:
             return False
         element = ds[keyword]
-        if element.VR in ("DS", "IS") and not is_valid_number(ds, keyword):
-            return False
+        if element.VR in ("DS", "IS"):  # decoded as numbers: checked as numbers
+            return is_valid_number(ds, keyword)
         if element.VR == "SQ" or element.value is None:
             return True
         values = element.value if isinstance(element.value, (list, tuple)) or element.VM > 1 else [element.value]
         for value in values:
-            validate_value(element.VR, value, config.RAISE)
+            if isinstance(value, str):  # text as read; decoded values (dates, person names) were valid to decode
+                validate_value(element.VR, value, config.RAISE)
     except Exception:
         return False
     return True
