@@ -140,19 +140,26 @@ def read_sources(path: Path, sources: list[str]) -> dict:
     return {sources[0]: image}
 
 
+def check_output_names(output, uncertainty=None, model_uncertainty=None) -> None:
+    """Refuse an output name that is not a volume format (before any work is done)."""
+    from medvae.io.images import format_from_suffix
+
+    for name, path in (("output", output), ("uncertainty", uncertainty), ("model_uncertainty", model_uncertainty)):
+        if path is not None and format_from_suffix(Path(path)) not in ("nifti", "dicom", "npy"):
+            raise UsageError(f"{name} {path}: synthesis writes volumes; name it .nii.gz, .nii, .dcm or .npy", param=name)
+
+
 def write_synthesis(result: Synthesis, info, out: Path, uncertainty: Path | None, overwrite: bool,
                     model_uncertainty: Path | None = None, deidentify: bool = False) -> list[Path]:
     """Write the mean (and the spread, and the model's part of it) in the reference's grid and header, marked
     synthetic; the paths written, the mean's first."""
-    from medvae.io.images import format_from_suffix, write_image
+    from medvae.io.images import write_image
 
     pre = info.preprocessing
     operation = f"synthesize {pre['target']} from {'+'.join(pre['sources'])}"
     outputs = (("output", result.mean, out, operation), ("uncertainty", result.std, uncertainty, f"{operation}, std"),
                ("model_uncertainty", result.model_std, model_uncertainty, f"{operation}, model std"))
-    for name, _, path, _ in outputs:  # every name checked before anything is written
-        if path is not None and format_from_suffix(path) not in ("nifti", "dicom", "npy"):
-            raise UsageError(f"{name} {path}: synthesis writes volumes; name it .nii.gz, .nii, .dcm or .npy", param=name)
+    check_output_names(out, uncertainty, model_uncertainty)  # every name checked before anything is written
     written = []
     for name, array, path, what in outputs:
         if path is None:
@@ -223,6 +230,7 @@ def synthesize(model_path: str | os.PathLike, input: str | os.PathLike, output: 
         if format_from_suffix(out) is None:
             raise UsageError(f"output {out}: name the output file, e.g. {target}.nii.gz (or {target}.dcm for DICOM)",
                              param="output")
+        check_output_names(out, uncertainty, model_uncertainty)
         if uncertainty is not None and Path(uncertainty).resolve() == out.resolve():
             raise UsageError("uncertainty must be a different file from the output", param="uncertainty")
         if model_uncertainty is not None and Path(model_uncertainty).resolve() in (
