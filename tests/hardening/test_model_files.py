@@ -96,7 +96,9 @@ def test_every_command_that_loads_a_model_refuses_malformed_metadata(segmenter, 
     bad = corrupt(segmenter, tmp_path / "bad.safetensors", config="[1, 2, 3]")
     commands = [["segment", FILM, tmp_path / "seg", "--model", bad], ["enhance", FILM, tmp_path / "enh", "--model", bad],
                 ["synthesize", bad, FILM, tmp_path / "syn"], ["evaluate", "enhance", bad],
-                ["evaluate", "chest-check", bad], ["evaluate", "generative", bad],
+                ["evaluate", "chest-check", bad], ["evaluate", "generative", bad], ["score", bad, FILM, tmp_path / "sc"],
+                ["evaluate", "anomaly", bad, "--data", "mnist", "--anomaly-digit", "3"], ["info", bad],
+                ["generate", bad, "--out", tmp_path / "gen"],
                 ["train", "enhance", "--data", FILM, "--init", bad, "--out", tmp_path / "e.safetensors"]]
     for args in commands:
         code, err = run(*args)
