@@ -16,8 +16,10 @@ import numpy as np
 BASELINES = ("pca", "knn", "autoencoder", "mean_distance")
 
 
-def fit_baselines(train, *, model_kind: str, model_config: dict, epochs: int = 10, seed: int = 0):
-    """Fit every baseline on ``train`` ``(N, C, *spatial)`` normals; returns ``{name: score(images) -> (M,)}``."""
+def fit_baselines(train, *, model_kind: str, model_config: dict, epochs: int = 10, seed: int = 0,
+                  device: str = "cpu"):
+    """Fit every baseline on ``train`` ``(N, C, *spatial)`` normals (the autoencoder on ``device``); returns
+    ``{name: score(images) -> (M,)}``."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
@@ -25,7 +27,7 @@ def fit_baselines(train, *, model_kind: str, model_config: dict, epochs: int = 1
     pca = PCA(n_components=0.95, svd_solver="full", random_state=seed).fit(flat)
     knn = NearestNeighbors(n_neighbors=5).fit(flat)
     mean = flat.mean(0)
-    ae = _train_autoencoder(train, model_kind, model_config, epochs, seed) if model_kind != "mlp_vae" else None
+    ae = _train_autoencoder(train, model_kind, model_config, epochs, seed, device) if model_kind != "mlp_vae" else None
 
     def pca_score(images):
         x = images.flatten(1).numpy().astype(np.float64)
@@ -38,8 +40,9 @@ def fit_baselines(train, *, model_kind: str, model_config: dict, epochs: int = 1
         import torch
 
         with torch.no_grad():
-            mu, _ = ae.encode(images)
-            return (images - ae.mean_image(ae.decode(mu))).square().flatten(1).sum(1).numpy()
+            x = images.to(next(ae.parameters()).device)
+            mu, _ = ae.encode(x)
+            return (x - ae.mean_image(ae.decode(mu))).square().flatten(1).sum(1).cpu().numpy()
 
     def mean_score(images):
         return np.sqrt(((images.flatten(1).numpy() - mean) ** 2).sum(1))
@@ -48,7 +51,7 @@ def fit_baselines(train, *, model_kind: str, model_config: dict, epochs: int = 1
     return {k: v for k, v in fitted.items() if k != "autoencoder" or ae is not None}
 
 
-def _train_autoencoder(train, kind: str, config: dict, epochs: int, seed: int):
+def _train_autoencoder(train, kind: str, config: dict, epochs: int, seed: int, device: str = "cpu"):
     """The VAE's architecture with beta 0 and a Bernoulli decoder (a plain autoencoder), trained on ``train``."""
     import torch
 
@@ -61,7 +64,7 @@ def _train_autoencoder(train, kind: str, config: dict, epochs: int, seed: int):
     cfg = {**config, "beta": 0.0, "kl_warmup_epochs": 0, "likelihood": "bernoulli"}
     model = build_model("conv_vae", {k: v for k, v in cfg.items() if k in _conv_fields()})
     fit(model, TensorBatches({"image": train}), None, TrainConfig(epochs=epochs, batch_size=64, seed=seed,
-                                                                  progress=False, device="cpu"))
+                                                                  progress=False, device=device))
     return model.eval()
 
 

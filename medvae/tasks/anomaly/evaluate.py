@@ -65,7 +65,8 @@ def evaluate_anomaly(model: str | os.PathLike, *, data: str | None = None, anoma
             rows[name]["non_finite"] = bad
     epochs = baseline_epochs or int((info.training or {}).get("epochs") or 10)
     with torch.random.fork_rng():
-        baselines = fit_baselines(train, model_kind=info.kind, model_config=info.config, epochs=epochs, seed=seed)
+        baselines = fit_baselines(train, model_kind=info.kind, model_config=info.config, epochs=epochs, seed=seed,
+                                  device=str(next(net.parameters()).device))
     for name, fn in baselines.items():
         rows[f"baseline: {name}"] = detection_metrics(fn(test_normal), fn(test_anomalous))
     pixel = _pixel_rows(info, anomalous, masks, anomalous_files, train, test_normal, test_anomalous, maps_n, maps_a) \
