@@ -21,6 +21,14 @@ def check_normalize(normalize: str) -> str:
     return normalize
 
 
+def trained_normalize(preprocessing: dict) -> str:
+    """The intensity rule a model was trained with, from its file's ``preprocessing``, for new images: the rule
+    itself where it is one of :data:`NORMALIZE_CHOICES`' windows, else ``"minmax"`` (the MNIST models' "none
+    (0..255 -> 0..1)", which a display image gets by its own range)."""
+    normalize = preprocessing.get("normalize", "percentile")
+    return normalize if normalize in ("percentile", "window", "minmax", "none") else "minmax"
+
+
 def intensity_window(array: np.ndarray, normalize: str, *, window: tuple[float, float] | None = None,
                      percentiles: tuple[float, float] = PERCENTILES, name: str = "image") -> tuple[float, float] | None:
     """The ``(low, high)`` values that ``normalize`` maps to 0 and 1, or None for ``"none"``.

@@ -52,6 +52,17 @@ class BatchReport:
         """0 when every input worked (or was already done), 1 when any failed."""
         return 1 if self.failed else 0
 
+    def record(self, src: Path, output: Path, error: Exception) -> None:
+        """File an input whose processing raised ``error``: skipped where another run wrote its output first or
+        is writing it now (runs into one folder at once), else failed, with the reason."""
+        if isinstance(error, OutputExists):
+            self.skipped.append((src, Path(error.path)))
+        elif isinstance(error, InProgress):
+            self.busy.append((src, Path(error.path)))
+        else:
+            self.failed.append((src, _reason(error, src)))
+            self.errors.append((src, error))
+
     def skip_notes(self) -> list[str]:
         """One line per output that existed and was skipped, worded as :class:`medvae.errors.OutputExists`
         words it for commands with one output, so every command says the same."""
@@ -261,7 +272,7 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
             try:
                 written, notes = future.result()
             except Exception as e:
-                _record(report, src, key, e)
+                report.record(src, key, e)
                 del claimed[key]
                 continue
             report.done.append((src, written))
@@ -292,7 +303,7 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         except KeyboardInterrupt:
             raise
         except Exception as e:  # carry on: one bad file must not stop the batch
-            _record(report, src, key, e)
+            report.record(src, key, e)
             del claimed[key]  # it wrote nothing, so its name is free for another input
             continue
         if isinstance(result, Future):
@@ -304,18 +315,6 @@ def run_batch(inputs: list[Path], in_root: Path, out_root: Path,
         report.notes += [(src, note) for note in notes]
     settle(keep=0)
     return report
-
-
-def _record(report: BatchReport, src: Path, output: Path, error: Exception) -> None:
-    """File an input whose processing raised ``error``: skipped where another run wrote its output first or is
-    writing it now (runs into one folder at once), else failed, with the reason."""
-    if isinstance(error, OutputExists):
-        report.skipped.append((src, Path(error.path)))
-    elif isinstance(error, InProgress):
-        report.busy.append((src, Path(error.path)))
-    else:
-        report.failed.append((src, _reason(error, src)))
-        report.errors.append((src, error))
 
 
 def _is_medvae_series(folder: Path) -> bool:

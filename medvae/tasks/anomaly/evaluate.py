@@ -132,13 +132,13 @@ def _mnist(info, digit, limit):
 
 def _folders(info, normal, anomalous, fit, limit):
     from medvae.data.datasets import load_image_folder
+    from medvae.data.intensity import trained_normalize
 
     size = info.preprocessing.get("size")
     if not size:
         raise UsageError(f"model {info.path}: the model file does not record its image size", param="model")
     dims = int(info.preprocessing.get("spatial_dims", len(size)))
-    normalize = info.preprocessing.get("normalize", "percentile")
-    normalize = normalize if normalize in ("percentile", "window", "minmax", "none") else "minmax"
+    normalize = trained_normalize(info.preprocessing)
     fit = fit or (info.training or {}).get("data")
     if not fit or not Path(fit).is_dir():
         raise UsageError(f"fit: the baselines need the normal training images; pass --fit DIR (the model was "

@@ -70,9 +70,7 @@ def score(model: str | os.PathLike, input: str | os.PathLike, output: str | os.P
             values, map_path, notes = _score_one(net, info, src, input, output, samples, seed, maps, overwrite,
                                                  deidentify)
         except Exception as e:  # carry on: one bad file must not stop the batch
-            from medvae.io.batch import _record
-
-            _record(report, src, output, e)
+            report.record(src, output, e)
             continue
         row = {"input": str(src)}
         for name in SCORES:
@@ -88,16 +86,15 @@ def score(model: str | os.PathLike, input: str | os.PathLike, output: str | os.P
 
 
 def _prepare(info, image):
+    from medvae.data.intensity import trained_normalize
     from medvae.data.transforms import prepare
 
     pre = info.preprocessing
     size = pre.get("size") or list(info.config.get("in_shape", [1, 28, 28])[1:])
     size = [size] * int(pre.get("spatial_dims", 2)) if isinstance(size, int) else size
-    normalize = pre.get("normalize", "percentile")
-    normalize = normalize if normalize in ("percentile", "window", "minmax", "none") else "minmax"
     if image.array.ndim == len(size) + 1 and image.array.shape[-1] == 1:
         image = image.with_array(image.array[..., 0])
-    return prepare(image, size, normalize=normalize)
+    return prepare(image, size, normalize=trained_normalize(pre))
 
 
 def _score_one(net, info, src: Path, in_root: Path, out_root: Path, samples: int, seed: int, maps: bool,

@@ -158,14 +158,14 @@ def _grid(model, size: int, extent: float):
 def _interpolate(model, info, paths, steps: int):
     import torch
 
-    from medvae.io.images import read_image
+    from medvae.data.intensity import trained_normalize
     from medvae.data.transforms import prepare
+    from medvae.io.images import read_image
 
     size = info.preprocessing.get("size")
     if not size:
         raise UsageError(f"{info.path}: the model file does not record its image size; cannot encode images")
-    normalize = info.preprocessing.get("normalize", "percentile")
-    normalize = normalize if normalize in ("percentile", "window", "minmax", "none") else "minmax"
+    normalize = trained_normalize(info.preprocessing)
     xs = []
     for p in paths:
         image = read_image(p)
