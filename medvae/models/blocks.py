@@ -84,3 +84,12 @@ def check_size(x: Tensor, spatial_dims: int, multiple: int) -> None:
         raise UsageError(f"expected a (B, C, {spatial_dims} spatial sizes) tensor, got shape {tuple(x.shape)}", param="expected")
     if any(s % multiple for s in x.shape[2:]):
         raise UsageError(f"spatial sizes must be multiples of {multiple} (pad the image), got {tuple(x.shape[2:])}", param="spatial")
+
+
+def with_condition_channels(x: Tensor, c: Tensor) -> Tensor:
+    """``x`` ``(B, C, *spatial)`` with the condition ``c`` ``(B, K)`` tiled over it as K more channels:
+    how a conditional encoder or discriminator sees a class (``(B, C + K, *spatial)``)."""
+    import torch
+
+    maps = c.to(x.dtype)[(...,) + (None,) * (x.ndim - 2)].expand(-1, -1, *x.shape[2:])
+    return torch.cat([x, maps], 1)

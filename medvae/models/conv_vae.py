@@ -23,7 +23,8 @@ from medvae.errors import UsageError
 import torch.nn.functional as F
 
 from medvae.losses import bernoulli_nll, gaussian_kl, gaussian_nll, gaussian_pixel_nll
-from medvae.models.base import VAE, LossOutput
+from medvae.models.base import VAE, LossOutput, VAEOutput
+from medvae.models.blocks import with_condition_channels
 from medvae.models.warmup import warmup
 
 
@@ -48,6 +49,8 @@ class ConvVAEConfig:
     sigma: the Gaussian likelihood's standard deviation, in [0, 1] image units.
     beta: weight of the KL term (1 is the ELBO; above 1 a beta-VAE).
     kl_warmup_epochs: ramp the KL weight linearly from beta/N to beta over the first N epochs.
+    condition: size of a conditioning vector (a one-hot class, see :mod:`medvae.models.cvae_gan`); 0: none.
+        The encoder sees it as that many constant extra input channels, the decoder beside z.
     """
 
     spatial_dims: int = 2
@@ -61,6 +64,7 @@ class ConvVAEConfig:
     sigma: float = 0.1
     beta: float = 1.0
     kl_warmup_epochs: int = 0
+    condition: int = 0
 
     def __post_init__(self) -> None:
         self.in_shape, self.channels, self.strides = tuple(self.in_shape), tuple(self.channels), tuple(self.strides)
@@ -83,6 +87,8 @@ class ConvVAEConfig:
             raise UsageError(f"beta must be 0 or more, got {self.beta}", param="beta")
         if self.kl_warmup_epochs < 0:
             raise UsageError(f"kl_warmup_epochs must be 0 or more, got {self.kl_warmup_epochs}", param="kl_warmup_epochs")
+        if self.condition < 0:
+            raise UsageError(f"condition must be 0 or more, got {self.condition}", param="condition")
         stride = math.prod(self.strides)
         if any(n % stride or n < 2 * stride for n in self.in_shape[1:]):
             raise UsageError(f"The image size {self.in_shape[1:]} must be divisible by the total down-sampling "
@@ -97,7 +103,8 @@ class ConvVAE(VAE):
         config: see :class:`ConvVAEConfig`.
 
     Shapes: ``encode`` takes ``(B, C, *spatial)`` and returns ``(B, L)`` twice; ``decode`` takes
-    ``(B, L)`` and returns ``(B, C, *spatial)`` logits.
+    ``(B, L)`` and returns ``(B, C, *spatial)`` logits. With ``config.condition`` K > 0 each also takes the
+    condition ``c`` ``(B, K)``: tiled over the image as K extra encoder channels, and beside z for the decoder.
     """
 
     kind = "conv_vae"
@@ -110,7 +117,7 @@ class ConvVAE(VAE):
         self.latent_dim = config.latent_dim
         self.net = VarAutoEncoder(
             spatial_dims=config.spatial_dims,
-            in_shape=config.in_shape,
+            in_shape=(config.in_shape[0] + config.condition, *config.in_shape[1:]),
             out_channels=config.in_shape[0] * (2 if config.likelihood == "gaussian-learned" else 1),
             latent_size=config.latent_dim,
             channels=config.channels,
@@ -119,6 +126,9 @@ class ConvVAE(VAE):
             norm=config.norm,
             use_sigmoid=False,
         )
+        if config.condition:  # MONAI's decoder starts with Linear(L, features): give it z and c
+            linear = self.net.decodeL
+            self.net.decodeL = torch.nn.Linear(linear.in_features + config.condition, linear.out_features)
 
         self.set_epoch(0)
 
@@ -127,11 +137,28 @@ class ConvVAE(VAE):
         ``beta * min(1, (epoch + 1) / kl_warmup_epochs)`` (``beta`` without warm-up)."""
         self.kl_weight = self.config.beta * warmup(epoch + 1, self.config.kl_warmup_epochs)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self._conditioned(c):
+            x = with_condition_channels(x, c)
         return self.net.encode_forward(x)
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        if self._conditioned(c):
+            z = torch.cat([z, c.to(z.dtype)], 1)
         return self.net.decode_forward(z, use_sigmoid=False)
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> VAEOutput:
+        mu, logvar = self.encode(x, c)
+        z = self.reparameterize(mu, logvar)
+        return VAEOutput(self.decode(z, c), mu, logvar, z)
+
+    def _conditioned(self, c: Tensor | None) -> bool:
+        """Whether ``c`` is to be used; a conditioned model needs one of its size, an unconditioned none."""
+        k = self.config.condition
+        if (c is None) != (k == 0) or (c is not None and c.shape[1] != k):
+            got = "none" if c is None else f"one of size {c.shape[1]}"
+            raise ValueError(f"this model takes a condition of size {k}, got {got}")
+        return k > 0
 
     def mean_image(self, logits: Tensor) -> Tensor:
         """The decoder distribution's mean in [0, 1], ``(B, C, *spatial)``."""
@@ -155,11 +182,17 @@ class ConvVAE(VAE):
             return self.pixel_nll(logits, x).flatten(1).sum(1)
         return bernoulli_nll(logits, x)
 
-    def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        out = self(x)
+    def elbo_terms(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        out = self(x, c)
         return self.recon_nll(out.logits, x), gaussian_kl(out.mu, out.logvar)
+
+    def condition_of(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The batch's condition: its ``label`` (class indices ``(B,)``) one-hot, for a conditioned model."""
+        if not self.config.condition:
+            return None
+        return F.one_hot(batch["label"].long(), self.config.condition).float()
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         """Reconstruction NLL + (warmed-up) beta x KL, per image, averaged over the batch."""
-        recon, kl = (t.mean() for t in self.elbo_terms(batch["image"]))
+        recon, kl = (t.mean() for t in self.elbo_terms(batch["image"], self.condition_of(batch)))
         return LossOutput(recon + self.kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach()})

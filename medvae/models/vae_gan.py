@@ -24,6 +24,7 @@ from torch import Tensor
 from medvae.errors import UsageError
 from medvae.losses import feature_matching, gaussian_kl
 from medvae.models.base import VAE, LossOutput
+from medvae.models.blocks import with_condition_channels
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
 from medvae.models.warmup import warmup
 
@@ -83,7 +84,8 @@ class VAEGAN(VAE):
                                                   if k in vae_fields}))
         self.latent_dim = config.latent_dim
         self.discriminator = PatchDiscriminator(
-            spatial_dims=config.spatial_dims, channels=config.disc_channels, in_channels=config.in_shape[0],
+            spatial_dims=config.spatial_dims, channels=config.disc_channels,
+            in_channels=config.in_shape[0] + config.condition,
             num_layers_d=config.disc_layers, norm="INSTANCE",
         )
         self.adversarial = PatchAdversarialLoss(criterion="least_squares")
@@ -95,11 +97,11 @@ class VAEGAN(VAE):
         self.generator.set_epoch(epoch)
         self.adv_scale = warmup(epoch, self.config.adv_warmup_epochs)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.generator.encode(x)
+    def encode(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.generator.encode(x, c)
 
-    def decode(self, z: Tensor) -> Tensor:
-        return self.generator.decode(z)
+    def decode(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        return self.generator.decode(z, c)
 
     def elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.generator.elbo_terms(x)
@@ -111,8 +113,8 @@ class VAEGAN(VAE):
         return self.generator.pixel_nll(logits, x)
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
-        x = batch["image"]
-        out = self.generator(x)
+        x, c = batch["image"], self.generator.condition_of(batch)
+        out = self.generator(x, c)
         recon = self.generator.recon_nll(out.logits, x).mean()
         kl = gaussian_kl(out.mu, out.logvar).mean()
         total = recon + self.generator.kl_weight * kl
@@ -121,30 +123,36 @@ class VAEGAN(VAE):
             return LossOutput(total, terms)
         fake = torch.sigmoid(out.logits)
         with torch.set_grad_enabled(self.adv_scale > 0):  # without the adversarial term only D needs them
-            prior = self.generate_from(torch.randn_like(out.z))
+            prior = self.generate_from(torch.randn_like(out.z), c)
         self._fakes = [fake.detach(), prior.detach()]
         if self.adv_scale > 0:
             n = x[0].numel()  # per-image scale, like the summed reconstruction NLL
-            d_fake, d_prior = self.discriminator(fake), self.discriminator(prior)
+            d_fake, d_prior = self.judge(fake, c), self.judge(prior, c)
             adv = 0.5 * (self.adversarial(d_fake[-1], target_is_real=True, for_discriminator=False)
                          + self.adversarial(d_prior[-1], target_is_real=True, for_discriminator=False))
             with torch.no_grad():
-                d_real = self.discriminator(x)
+                d_real = self.judge(x, c)
             fm = feature_matching(d_real[:-1], d_fake[:-1])
             total = total + self.adv_scale * n * (self.config.adv_weight * adv + self.config.feature_weight * fm)
             terms.update(adv=adv.detach(), feature=fm.detach())
         return LossOutput(total, terms)
 
-    def generate_from(self, z: Tensor) -> Tensor:
+    def generate_from(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         """Decode ``z`` to mean images with gradients (``generate`` is the no-grad version)."""
-        return torch.sigmoid(self.generator.decode(z))
+        return torch.sigmoid(self.generator.decode(z, c))
+
+    def judge(self, images: Tensor, c: Tensor | None = None) -> list[Tensor]:
+        """The discriminator's features and patch scores of ``images`` (with a condition ``c`` ``(B, K)``, tiled
+        over the image as K extra channels: the conditional model judges an image as one of its class)."""
+        return self.discriminator(images if c is None else with_condition_channels(images, c))
 
     def discriminator_loss(self, batch: dict[str, Tensor]) -> LossOutput:
         """Least-squares patch loss: real images → 1, the last ``loss`` call's fakes → 0."""
         if not self._fakes:
             raise RuntimeError("discriminator_loss needs a generator loss call first")
-        real = self.discriminator(batch["image"])[-1]
-        fakes = [self.discriminator(f)[-1] for f in self._fakes]
+        c = self.generator.condition_of(batch)
+        real = self.judge(batch["image"], c)[-1]
+        fakes = [self.judge(f, c)[-1] for f in self._fakes]
         loss_real = self.adversarial(real, target_is_real=True, for_discriminator=True)
         loss_fake = torch.stack([self.adversarial(f, target_is_real=False, for_discriminator=True)
                                  for f in fakes]).mean()
