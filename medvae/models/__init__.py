@@ -8,6 +8,7 @@ from typing import Any
 from medvae.errors import InputError
 from medvae.models.base import VAE, LossOutput, VAEOutput
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
+from medvae.models.cvae_gan import ConditionalVAEGAN, ConditionalVAEGANConfig
 from medvae.models.digit_classifier import DigitClassifier, DigitClassifierConfig
 from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 from medvae.models.mlp_vae import MLPVAE, MLPVAEConfig
@@ -19,6 +20,7 @@ REGISTRY: dict[str, tuple[type, type]] = {
     MLPVAE.kind: (MLPVAE, MLPVAEConfig),
     ConvVAE.kind: (ConvVAE, ConvVAEConfig),
     VAEGAN.kind: (VAEGAN, VAEGANConfig),
+    ConditionalVAEGAN.kind: (ConditionalVAEGAN, ConditionalVAEGANConfig),
     SynthesisModel.kind: (SynthesisModel, SynthesisConfig),
     DigitClassifier.kind: (DigitClassifier, DigitClassifierConfig),
     EnhancerModel.kind: (EnhancerModel, EnhancerConfig),
@@ -36,5 +38,5 @@ def build_model(kind: str, config: dict[str, Any]):
 
 
 __all__ = ["REGISTRY", "build_model", "VAE", "VAEOutput", "LossOutput", "MLPVAE", "MLPVAEConfig", "ConvVAE", "ConvVAEConfig",
-           "VAEGAN", "VAEGANConfig",
+           "VAEGAN", "VAEGANConfig", "ConditionalVAEGAN", "ConditionalVAEGANConfig",
            "SynthesisModel", "SynthesisConfig", "EnhancerModel", "EnhancerConfig", "SegmenterModel", "SegmenterConfig"]

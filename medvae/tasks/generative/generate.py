@@ -73,6 +73,9 @@ def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 
     if not overwrite and not keep and any(_written(out / name) for name in (*names, CONTACT_SHEET)):
         raise OutputExists(out, "image set")
     model, info = load_model(model_path, device=str(resolve_device(device)))
+    if info.kind == "cvae_gan":
+        raise UsageError(f"{model_path}: a class-conditional model draws a class: use 'medvae oversample "
+                         f"{Path(model_path).name} --class NAME --n N'", param="model")
     model.eval()
     spatial_dims = len(getattr(model.config, "in_shape", (1, 28, 28))) - 1
     if fmt == "png" and spatial_dims == 3:
@@ -92,7 +95,7 @@ def generate(model_path: str | os.PathLike, out: str | os.PathLike, *, n: int = 
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / RUN_MARKER, settings)  # until the contact sheet is written: a killed run can be resumed
-    files = _write_all(images, out, fmt, names, info, keep, deidentify)
+    files = write_images(images, out, fmt, names, info, keep, deidentify)
     _remove_stale(out, prefix, fmt, names)
     from medvae.viz import contact_sheet, display_slices
 
@@ -178,7 +181,7 @@ def _interpolate(model, info, paths, steps: int):
     return model.generate((1 - t) * mu[0] + t * mu[1])
 
 
-def _write_all(images: np.ndarray, out: Path, fmt: str, names: list[str], info, keep: set[str] = frozenset(),
+def write_images(images: np.ndarray, out: Path, fmt: str, names: list[str], info, keep: set[str] = frozenset(),
                deidentify: bool = False) -> list[Path]:
     """Write each image under its name (those in ``keep`` are there already, from an interrupted run)."""
     from medvae.data.intensity import to_display
