@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from medvae import __version__
-from medvae_cli import anomaly, convert, cxr, demo, generative, info, phantom, synthesis
+from medvae_cli import anomaly, convert, cxr, demo, generative, info, oversampling, phantom, synthesis
 from medvae_cli._help import App
 from medvae_cli._run import state
 
@@ -29,6 +29,7 @@ app = App(
 train = App(help="Train a model.", no_args_is_help=True)
 train.command("vae")(generative.train_command("vae"))
 train.command("vaegan")(generative.train_command("vaegan"))
+train.command("cvaegan")(oversampling.train_cvaegan)
 train.command("synthesis")(synthesis.train_synthesis)
 train.command("enhance")(cxr.train_enhance)
 train.command("segment")(cxr.train_segment)
@@ -39,6 +40,7 @@ evaluate.command("enhance")(cxr.evaluate_enhance)
 evaluate.command("segment")(cxr.evaluate_segment)
 evaluate.command("chest-check")(cxr.evaluate_chest_check)
 evaluate.command("anomaly")(anomaly.evaluate_anomaly)
+evaluate.command("oversampling")(oversampling.evaluate_oversampling)
 
 app.add_typer(demo.app, name="demo")
 app.add_typer(train, name="train")
@@ -49,6 +51,7 @@ app.command("synthesize")(synthesis.synthesize)
 app.command("enhance")(cxr.enhance)
 app.command("segment")(cxr.segment)
 app.command("score")(anomaly.score)
+app.command("oversample")(oversampling.oversample)
 app.command("convert")(convert.convert)
 app.command("info")(info.info)
 

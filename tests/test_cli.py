@@ -178,7 +178,8 @@ def _options(command) -> dict[str, object]:
 
 
 WRITERS = ["convert", "enhance", "segment", "synthesize", "score", "generate", "phantom brain", "phantom cxr", "demo mnist",
-           "train vae", "train vaegan", "train synthesis", "train enhance", "train segment"]
+           "train vae", "train vaegan", "train cvaegan", "train synthesis", "train enhance", "train segment",
+           "oversample"]
 
 
 def test_every_command_that_writes_has_overwrite_and_every_train_command_tensorboard():
@@ -212,7 +213,7 @@ def test_every_evaluate_command_has_json_limit_progress_and_the_shared_device():
     commands = _commands()
     evaluates = [c for c in commands if c.startswith("evaluate ")]
     assert sorted(evaluates) == ["evaluate anomaly", "evaluate chest-check", "evaluate enhance", "evaluate generative",
-                                 "evaluate segment", "evaluate synthesis"]
+                                 "evaluate oversampling", "evaluate segment", "evaluate synthesis"]
     for name in evaluates:
         options = _options(commands[name])
         for option in ("--json", "--limit", "--progress", "--no-progress", "--device"):
