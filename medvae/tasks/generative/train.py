@@ -59,11 +59,28 @@ class GenerativeTrainConfig:
                 raise UsageError(f"digits takes MNIST digits 0-9 with --data mnist, got {self.digits}", param="digits")
         if self.data == "mnist" and self.spatial_dims == 3:
             raise UsageError("spatial_dims 3 needs a folder of volumes, not mnist", param="spatial_dims")
-        if self.channels is None:
-            levels = min(5, max(2, int(math.log2(self.size)) - 2))
-            base = 32 if self.spatial_dims == 2 else 16
-            self.channels = tuple(base * 2**i for i in range(levels))
-        self.channels = tuple(self.channels)
+        self.channels = tuple(self.channels or default_channels(self.size, self.spatial_dims))
+
+
+def default_channels(size: int, spatial_dims: int, max_levels: int = 5) -> tuple[int, ...]:
+    """Channels per level from the image size: 2 to ``max_levels`` levels (one per halving down to about 4
+    pixels), 32 channels doubling per level in 2-D, 16 in 3-D."""
+    levels = min(max_levels, max(2, int(math.log2(size)) - 2))
+    base = 32 if spatial_dims == 2 else 16
+    return tuple(base * 2**i for i in range(levels))
+
+
+def image_preprocessing(data: str, size: int, spatial_dims: int, normalize: str, spacing) -> dict:
+    """What a generative model file records of its input: the pipeline, size, intensity window and axes."""
+    return {
+        "pipeline": "image_folder" if data != "mnist" else "mnist",
+        "size": [size] * spatial_dims,
+        "spatial_dims": spatial_dims,
+        "normalize": normalize if data != "mnist" else "none (0..255 → 0..1)",
+        "intensity": "window mapped to [0, 1]",
+        "spacing": list(spacing) if spacing else None,
+        "axes": "(C, x, y[, z]) as medvae reads images",
+    }
 
 
 @dataclass
@@ -137,15 +154,7 @@ def train_generative(config: GenerativeTrainConfig | None = None, **overrides) -
     train_data = TensorBatches({"image": images[train_idx]})
     val_data = TensorBatches({"image": images[val_idx]})
     model = build(config)
-    preprocessing = {
-        "pipeline": "image_folder" if config.data != "mnist" else "mnist",
-        "size": [config.size] * config.spatial_dims,
-        "spatial_dims": config.spatial_dims,
-        "normalize": config.normalize if config.data != "mnist" else "none (0..255 → 0..1)",
-        "intensity": "window mapped to [0, 1]",
-        "spacing": list(spacing) if spacing else None,
-        "axes": "(C, x, y[, z]) as medvae reads images",
-    }
+    preprocessing = image_preprocessing(config.data, config.size, config.spatial_dims, config.normalize, spacing)
     fixed_z = torch.randn(16, config.latent_dim, generator=torch.Generator().manual_seed(config.train.seed))
     preview_images = images[val_idx[:8]]
 

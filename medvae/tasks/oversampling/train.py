@@ -58,11 +58,11 @@ class CVAEGANTrainConfig:
                              param="val_fraction")
         if self.data == "mnist" and self.spatial_dims == 3:
             raise UsageError("spatial_dims 3 needs a folder of volumes, not mnist", param="spatial_dims")
-        if self.channels is None:
-            levels = 2 if self.size <= 32 else min(5, max(2, int(math.log2(self.size)) - 2))
-            base = 32 if self.spatial_dims == 2 else 16
-            self.channels = tuple(base * 2**i for i in range(levels))
-        self.channels = tuple(self.channels)
+        from medvae.tasks.generative.train import default_channels
+
+        # images up to 32² (MNIST's 28²) keep the two levels this model has always had there
+        self.channels = tuple(self.channels or default_channels(self.size, self.spatial_dims,
+                                                                max_levels=2 if self.size <= 32 else 5))
 
 
 @dataclass
@@ -145,6 +145,7 @@ def train_cvaegan(config: CVAEGANTrainConfig | None = None, **overrides) -> CVAE
 
     from medvae import checkpoint
     from medvae.data.datasets import TensorBatches
+    from medvae.tasks.generative.train import image_preprocessing
     from medvae.train.recipe import Recipe, configure, portable_path
 
     config = configure(CVAEGANTrainConfig, config, **overrides)
@@ -160,17 +161,9 @@ def train_cvaegan(config: CVAEGANTrainConfig | None = None, **overrides) -> CVAE
                                                        minlength=len(labelled.classes)).tolist()))
     model = build(config, len(labelled.classes))
     files = labelled.files
-    preprocessing = {
-        "pipeline": "mnist" if config.data == "mnist" else "image_folder",
-        "size": [config.size] * config.spatial_dims,
-        "spatial_dims": config.spatial_dims,
-        "normalize": config.normalize if config.data != "mnist" else "none (0..255 → 0..1)",
-        "intensity": "window mapped to [0, 1]",
-        "spacing": list(labelled.spacing) if labelled.spacing else None,
-        "axes": "(C, x, y[, z]) as medvae reads images",
-        "classes": labelled.classes,
-        "format": _data_format(files),
-    }
+    preprocessing = {**image_preprocessing(config.data, config.size, config.spatial_dims, config.normalize,
+                                           labelled.spacing),
+                     "classes": labelled.classes, "format": _data_format(files)}
     fixed_z = torch.randn(8, config.latent_dim, generator=torch.Generator().manual_seed(config.train.seed))
 
     def save(m, record, final):
