@@ -7,7 +7,9 @@ patch. So a handful of real images suffices. Every image is mapped to [0, 1] by 
 maximum, exactly as ``medvae enhance`` maps its inputs.
 
 A share of the patches (``clean_fraction``) is left undegraded, so the model also learns to leave a good
-film alone.
+film alone, and a share (``annotations``) gets burnt-in annotations (text, arrows, side markers; see
+:mod:`medvae.phantoms.annotations`) drawn in before it is degraded, so the model learns to give them back
+unchanged instead of treating their sharp edges as defects.
 
 Images named directly (files) are always trained on; images found in folders are split **by patient** (the
 patient of each image from ``--patients`` or an ``index.csv`` beside the folder, see
@@ -45,6 +47,7 @@ class EnhanceTrainConfig:
     kinds: tuple[str, ...] = ("noise", "blur", "contrast", "grid", "exposure")
     severity: tuple[float, float] = (0.1, 1.0)
     clean_fraction: float = 0.1
+    annotations: float = 0.0
     patients: str | None = None
     attribution: str = ""
     test_fraction: float = 0.2
@@ -72,6 +75,8 @@ class EnhanceTrainConfig:
             raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}", param="test_fraction")
         if not 0 <= self.clean_fraction < 1:
             raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}", param="clean_fraction")
+        if not 0 <= self.annotations <= 1:
+            raise UsageError(f"annotations must be a share between 0 and 1, got {self.annotations}", param="annotations")
 
 
 EnhanceTrainResult = TrainedFilmModel  # the name callers know
@@ -117,7 +122,7 @@ class DegradedPatches:
     """
 
     def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int,
-                 clean_fraction: float = 0.0) -> None:
+                 clean_fraction: float = 0.0, annotations: float = 0.0) -> None:
         from skimage.transform import downscale_local_mean
 
         self.pyramid = []  # (image, scale) for every scale at which the image still holds a patch
@@ -129,7 +134,7 @@ class DegradedPatches:
         if not self.pyramid:
             raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch", param="patch")
         self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
-        self.clean_fraction = clean_fraction
+        self.clean_fraction, self.annotations = clean_fraction, annotations
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -150,6 +155,10 @@ class DegradedPatches:
         if rng.random() < 0.5:
             clean = clean[::-1]  # left-right: the body is near enough symmetric for texture
         clean = np.ascontiguousarray(clean)
+        if self.annotations and rng.random() < self.annotations:  # burnt in before acquisition's defects
+            from medvae.phantoms.annotations import burn_in
+
+            clean = burn_in(clean, rng)
         if rng.random() < self.clean_fraction:  # a good film: learn to leave it alone
             degraded = clean
         else:
@@ -183,7 +192,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     else:
         model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
                                              norm=config.norm, beta=config.beta))
-    options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction)
+    options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction,
+                   annotations=config.annotations)
     train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
                                  seed=seed, **options)
     val_data = None
@@ -193,7 +203,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     preprocessing = {"pipeline": "enhance", "normalize": "min-max per image to [0, 1]",
                      "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
                      "degradations": list(config.kinds), "severity": list(config.severity),
-                     "clean_fraction": config.clean_fraction}
+                     "clean_fraction": config.clean_fraction, "annotations": config.annotations}
 
     folders = [Path(d) for d in config.data if Path(d).is_dir()]
 

@@ -73,6 +73,7 @@ def test_train_enhance_fine_tunes_from_init(enhancer, phantoms, tmp_path):
     (["--patch", "30"], "--patch 30 must be a multiple of 4"),
     (["--kinds", "noise,fog"], "--kinds fog: choose from"),
     (["--severity", "0.5,2"], "--severity must be two numbers"),
+    (["--annotations", "1.5"], "--annotations must be a share between 0 and 1, got 1.5"),
 ])
 def test_train_enhance_usage_errors(args, message, tmp_path):
     result = runner.invoke(app, ["train", "enhance", "--data", str(SAMPLE / "png/chest_8bit.png"),

@@ -1,0 +1,62 @@
+"""Burnt-in annotations for enhancer training: drawn in, reproducible, and kept in the clean target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medvae.errors import UsageError
+from medvae.phantoms.annotations import burn_in
+from medvae.tasks.cxr.train_enhance import DegradedPatches
+
+
+def film(shape=(96, 80)) -> np.ndarray:
+    x, y = np.meshgrid(np.linspace(0.2, 0.6, shape[0]), np.linspace(0.3, 0.5, shape[1]), indexing="ij")
+    return (x * y + 0.2).astype(np.float32)
+
+
+def test_burn_in_draws_sharp_glyphs_into_a_copy_and_leaves_the_rest():
+    image = film()
+    before = image.copy()
+    out = burn_in(image, np.random.default_rng(3), count=3)
+    assert np.array_equal(image, before)  # the caller's array is not touched
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1
+    changed = np.abs(out - image) > 1e-6
+    assert 0 < changed.mean() < 0.6  # something drawn, most of the film left alone
+    assert np.abs(out - image)[changed].max() > 0.2  # high contrast, as burnt-in text is
+    assert np.array_equal(out[~changed], image[~changed])
+
+
+def test_burn_in_is_reproducible_from_its_generator_and_differs_between_seeds():
+    image = film()
+    a = burn_in(image, np.random.default_rng(7))
+    assert np.array_equal(a, burn_in(image, np.random.default_rng(7)))
+    assert not np.array_equal(a, burn_in(image, np.random.default_rng(8)))
+
+
+def test_burn_in_refuses_a_volume():
+    with pytest.raises(UsageError, match="must be 2-D"):
+        burn_in(np.zeros((8, 8, 8)), np.random.default_rng(0))
+
+
+def test_annotated_patches_carry_the_annotations_in_input_and_target():
+    images = [film((160, 160))]
+    plain = DegradedPatches(images, 64, 24, kinds=("noise",), severity=(0.5, 0.5), seed=1, clean_fraction=1.0)
+    marked = DegradedPatches(images, 64, 24, kinds=("noise",), severity=(0.5, 0.5), seed=1, clean_fraction=1.0,
+                             annotations=1.0)
+    differ = 0
+    for i in range(len(plain)):
+        item = marked[i]
+        # clean_fraction 1: the input is the clean target itself, annotations and all
+        assert np.array_equal(item["image"].numpy(), item["target"].numpy())
+        differ += not np.array_equal(item["target"].numpy(), plain[i]["target"].numpy())
+    assert differ == len(plain)  # same crops (drawn before the annotations), every one annotated
+
+
+def test_no_annotations_leaves_the_patches_as_they_were():
+    images = [film((160, 160))]
+    a = DegradedPatches(images, 64, 8, kinds=("noise", "blur"), severity=(0.2, 0.8), seed=4)
+    b = DegradedPatches(images, 64, 8, kinds=("noise", "blur"), severity=(0.2, 0.8), seed=4, annotations=0.0)
+    for i in range(len(a)):
+        assert np.array_equal(a[i]["image"].numpy(), b[i]["image"].numpy())
