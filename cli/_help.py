@@ -16,7 +16,6 @@ import contextlib
 import re
 
 import typer
-from typer import rich_utils
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -41,6 +40,8 @@ def _untyped_flags(params) -> None:
 @contextlib.contextmanager
 def _folding():
     """While help is printed, the texts of the help column fold instead of ending in an ellipsis."""
+    from typer import rich_utils  # rich's markdown and syntax modules: only when help is printed (~0.2 s)
+
     original = getattr(rich_utils, "_get_parameter_help", None)
     if original is None:  # another Typer: its help as it comes
         yield

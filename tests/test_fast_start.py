@@ -72,3 +72,10 @@ def test_converting_one_file_imports_neither_torch_nor_monai(tmp_path):
     )
     assert all((tmp_path / name).exists() for name in ("chest.png", "chest.dcm", "ct.nii.gz", "t1.npy", "chest.tif",
                                                       "t1.nii.gz"))
+
+
+def test_the_cli_loads_rich_help_formatting_only_to_print_help():
+    code = ("import sys; from medvae_cli.main import app; "
+            "print(sorted(m for m in ('typer.rich_utils', 'rich.markdown') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]
