@@ -39,6 +39,7 @@ def run_task(fn: Callable[..., T], *args, threads=_UNSET, **kwargs) -> T:
 
     try:
         if threads is not _UNSET:
+            import_with_note("torch", "PyTorch")
             from medvae.train.device import set_threads
 
             set_threads(threads)
@@ -59,6 +60,32 @@ def run_task(fn: Callable[..., T], *args, threads=_UNSET, **kwargs) -> T:
         if state.debug:
             raise
         raise fail(f"{type(e).__name__}: {first_line(e)} (run 'medvae --debug ...' for the traceback)", 1) from None
+
+
+def import_with_note(module: str, label: str, after: float = 1.0, stream=None) -> None:
+    """Import ``module`` now; on a terminal, print ``loading LABEL ...`` if that takes over ``after`` seconds
+    (torch takes 4 s on a quiet 2-core machine and several times that on a busy one, and nothing else would
+    be printed meanwhile). Off a terminal (pipes, logs, tests) nothing is printed."""
+    import importlib
+    import threading
+
+    stream = sys.stderr if stream is None else stream
+    if module in sys.modules or not getattr(stream, "isatty", lambda: False)():
+        importlib.import_module(module)
+        return
+    done = threading.Event()
+
+    def note() -> None:
+        if not done.wait(after):
+            print(f"loading {label} ...", file=stream, flush=True)
+
+    timer = threading.Thread(target=note, daemon=True)
+    timer.start()
+    try:
+        importlib.import_module(module)
+    finally:
+        done.set()
+        timer.join()
 
 
 def _as_typed(message: str, param: str) -> str:

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import shutil
@@ -389,3 +390,28 @@ def test_help_paragraphs_flow_to_the_terminal_width():
     assert flow("\bkeep\nlines") == "\bkeep\nlines"
     wide = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": ""}).output
     assert "is left alone, with a note, unless --overwrite; a run killed" in wide  # the docstring's hard break is gone
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _slow_module(folder, name: str, seconds: float) -> None:
+    (folder / f"{name}.py").write_text(f"import time\ntime.sleep({seconds})\n")
+
+
+def test_a_slow_import_says_what_it_loads_on_a_terminal_only(tmp_path, monkeypatch):
+    from medvae_cli._run import import_with_note
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _slow_module(tmp_path, "medvae_slow_a", 0.6)
+    _slow_module(tmp_path, "medvae_slow_b", 0.6)
+    _slow_module(tmp_path, "medvae_fast_c", 0.0)
+    terminal, pipe, quick = _Terminal(), io.StringIO(), _Terminal()
+    import_with_note("medvae_slow_a", "Slow A", after=0.2, stream=terminal)
+    import_with_note("medvae_slow_b", "Slow B", after=0.2, stream=pipe)
+    import_with_note("medvae_fast_c", "Fast C", after=0.5, stream=quick)
+    assert terminal.getvalue() == "loading Slow A ...\n"
+    assert pipe.getvalue() == "" and quick.getvalue() == ""
+    assert {"medvae_slow_a", "medvae_slow_b", "medvae_fast_c"} <= set(sys.modules)
