@@ -95,6 +95,8 @@ def train_enhance(
     annotations: Annotated[float, typer.Option(help="Share of patches given burnt-in text, arrows and side "
                                                     "markers (drawn before degrading, kept in the target), so "
                                                     "the model learns to leave them alone.")] = 0.0,
+    borders: Annotated[float, typer.Option(help="Share of patches cut at the film's own edge, so the model "
+                                                "learns to leave a film's border rows as they are.")] = 0.0,
     patients: Annotated[Optional[str], typer.Option(help="A CSV naming each image's patient; default: index.csv "
                                                          "beside each folder, else each image is its own "
                                                          "patient.")] = None,
@@ -130,8 +132,9 @@ def train_enhance(
         kinds=parse_kinds(kinds) or (), severity=parse_floats("--severity", severity, 2),
         channels=parse_ints("--channels", channels), latent_channels=latent_channels, norm=norm, beta=beta,
         epochs=epochs, batch_size=batch_size, lr=lr, clean_fraction=clean_fraction, annotations=annotations,
-        patients=patients, lr_schedule=lr_schedule, attribution=attribution, test_fraction=test_fraction, seed=seed,
-        device=device, amp=amp, resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
+        borders=borders, patients=patients, lr_schedule=lr_schedule, attribution=attribution,
+        test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, overwrite=overwrite,
+        tensorboard=tensorboard, progress=progress, threads=threads)
     if result is None:
         return
     r = result.record

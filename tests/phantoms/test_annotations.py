@@ -60,3 +60,15 @@ def test_no_annotations_leaves_the_patches_as_they_were():
     b = DegradedPatches(images, 64, 8, kinds=("noise", "blur"), severity=(0.2, 0.8), seed=4, annotations=0.0)
     for i in range(len(a)):
         assert np.array_equal(a[i]["image"].numpy(), b[i]["image"].numpy())
+
+
+def test_border_patches_are_cut_against_the_films_edges():
+    image = film((200, 180))
+    image[:, -1] = 0.0  # a dark last row, as resized films often have
+    patches = DegradedPatches([image], 64, 64, kinds=("noise",), severity=(0.5, 0.5), seed=2, clean_fraction=1.0,
+                              borders=1.0)
+    last_row = sum(bool((patches[i]["target"][0, :, -1] == 0).all()) for i in range(len(patches)))
+    # half the patches come from scale 1 (at scale 2 the row is averaged away), one edge in four: about 8 of 64
+    assert 3 <= last_row <= 16
+    never = DegradedPatches([image], 64, 64, kinds=("noise",), severity=(0.5, 0.5), seed=2, clean_fraction=1.0)
+    assert sum(bool((never[i]["target"][0, :, -1] == 0).all()) for i in range(len(never))) <= 2

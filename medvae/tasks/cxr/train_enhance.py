@@ -9,7 +9,9 @@ maximum, exactly as ``medvae enhance`` maps its inputs.
 A share of the patches (``clean_fraction``) is left undegraded, so the model also learns to leave a good
 film alone, and a share (``annotations``) gets burnt-in annotations (text, arrows, side markers; see
 :mod:`medvae.phantoms.annotations`) drawn in before it is degraded, so the model learns to give them back
-unchanged instead of treating their sharp edges as defects.
+unchanged instead of treating their sharp edges as defects; a share (``borders``) is cut at the film's own
+edge, so the model also sees the film's border rows (often unlike their neighbours after resizing or
+collimation) and learns to leave them as they are.
 
 Images named directly (files) are always trained on; images found in folders are split **by patient** (the
 patient of each image from ``--patients`` or an ``index.csv`` beside the folder, see
@@ -48,6 +50,7 @@ class EnhanceTrainConfig:
     severity: tuple[float, float] = (0.1, 1.0)
     clean_fraction: float = 0.1
     annotations: float = 0.0
+    borders: float = 0.0
     patients: str | None = None
     attribution: str = ""
     test_fraction: float = 0.2
@@ -75,8 +78,9 @@ class EnhanceTrainConfig:
             raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}", param="test_fraction")
         if not 0 <= self.clean_fraction < 1:
             raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}", param="clean_fraction")
-        if not 0 <= self.annotations <= 1:
-            raise UsageError(f"annotations must be a share between 0 and 1, got {self.annotations}", param="annotations")
+        for name in ("annotations", "borders"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"{name} must be a share between 0 and 1, got {getattr(self, name)}", param=name)
 
 
 EnhanceTrainResult = TrainedFilmModel  # the name callers know
@@ -122,7 +126,7 @@ class DegradedPatches:
     """
 
     def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int,
-                 clean_fraction: float = 0.0, annotations: float = 0.0) -> None:
+                 clean_fraction: float = 0.0, annotations: float = 0.0, borders: float = 0.0) -> None:
         from skimage.transform import downscale_local_mean
 
         self.pyramid = []  # (image, scale) for every scale at which the image still holds a patch
@@ -134,7 +138,7 @@ class DegradedPatches:
         if not self.pyramid:
             raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch", param="patch")
         self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
-        self.clean_fraction, self.annotations = clean_fraction, annotations
+        self.clean_fraction, self.annotations, self.borders = clean_fraction, annotations, borders
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -151,6 +155,10 @@ class DegradedPatches:
         rng = np.random.default_rng([self.seed, self.epoch, i])
         image = self.pyramid[rng.integers(len(self.pyramid))]
         x, y = (int(rng.integers(0, n - self.patch + 1)) for n in image.shape)
+        if self.borders and rng.random() < self.borders:  # against one of the film's four edges
+            edge = int(rng.integers(4))
+            start = 0 if edge % 2 == 0 else image.shape[edge // 2] - self.patch
+            x, y = (start, y) if edge // 2 == 0 else (x, start)
         clean = image[x:x + self.patch, y:y + self.patch]
         if rng.random() < 0.5:
             clean = clean[::-1]  # left-right: the body is near enough symmetric for texture
@@ -193,7 +201,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
                                              norm=config.norm, beta=config.beta))
     options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction,
-                   annotations=config.annotations)
+                   annotations=config.annotations, borders=config.borders)
     train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
                                  seed=seed, **options)
     val_data = None
@@ -203,7 +211,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
     preprocessing = {"pipeline": "enhance", "normalize": "min-max per image to [0, 1]",
                      "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
                      "degradations": list(config.kinds), "severity": list(config.severity),
-                     "clean_fraction": config.clean_fraction, "annotations": config.annotations}
+                     "clean_fraction": config.clean_fraction, "annotations": config.annotations,
+                     "borders": config.borders}
 
     folders = [Path(d) for d in config.data if Path(d).is_dir()]
 
