@@ -152,7 +152,8 @@ def load_model(path: str | os.PathLike, device: str = "cpu"):
 
 #: the command that makes each kind of model, for messages
 MADE_BY = {"vae": "train vae", "vaegan": "train vaegan", "synthesis": "train synthesis", "enhancer": "train enhance",
-           "segmenter": "train segment", "cvae_gan": "train cvaegan"}
+           "segmenter": "train segment", "cvae_gan": "train cvaegan",
+           "tabular_cvae_gan": "train cvaegan --data table.csv --label COLUMN"}
 
 
 def load_model_of_kind(path: str | os.PathLike | None, kind: str, option: str = "model", device: str = "cpu"):

@@ -14,6 +14,7 @@ from medvae.models.enhancer import EnhancerConfig, EnhancerModel
 from medvae.models.mlp_vae import MLPVAE, MLPVAEConfig
 from medvae.models.resunetpp import SegmenterConfig, SegmenterModel
 from medvae.models.synthesis import SynthesisConfig, SynthesisModel
+from medvae.models.tabular_cvae_gan import TabularCVAEGAN, TabularCVAEGANConfig
 from medvae.models.vae_gan import VAEGAN, VAEGANConfig
 
 REGISTRY: dict[str, tuple[type, type]] = {
@@ -21,6 +22,7 @@ REGISTRY: dict[str, tuple[type, type]] = {
     ConvVAE.kind: (ConvVAE, ConvVAEConfig),
     VAEGAN.kind: (VAEGAN, VAEGANConfig),
     ConditionalVAEGAN.kind: (ConditionalVAEGAN, ConditionalVAEGANConfig),
+    TabularCVAEGAN.kind: (TabularCVAEGAN, TabularCVAEGANConfig),
     SynthesisModel.kind: (SynthesisModel, SynthesisConfig),
     DigitClassifier.kind: (DigitClassifier, DigitClassifierConfig),
     EnhancerModel.kind: (EnhancerModel, EnhancerConfig),
@@ -38,5 +40,6 @@ def build_model(kind: str, config: dict[str, Any]):
 
 
 __all__ = ["REGISTRY", "build_model", "VAE", "VAEOutput", "LossOutput", "MLPVAE", "MLPVAEConfig", "ConvVAE", "ConvVAEConfig",
-           "VAEGAN", "VAEGANConfig", "ConditionalVAEGAN", "ConditionalVAEGANConfig",
+           "VAEGAN", "VAEGANConfig", "ConditionalVAEGAN", "ConditionalVAEGANConfig", "TabularCVAEGAN",
+           "TabularCVAEGANConfig",
            "SynthesisModel", "SynthesisConfig", "EnhancerModel", "EnhancerConfig", "SegmenterModel", "SegmenterConfig"]

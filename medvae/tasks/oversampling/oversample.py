@@ -3,7 +3,8 @@
 Writes ``OUT/<class>/synthetic_0001.<ext>``, ... in the training data's format (PNG, NIfTI or DICOM; NIfTI and
 DICOM marked synthetic as ``medvae generate`` marks them) and ``OUT/manifest.csv`` with the columns ``file``
 (relative to OUT), ``class`` and ``synthetic`` (1; with ``data``, the real training files too, 0), ready for a
-classifier's data loader.
+classifier's data loader. A model trained on a table writes ``OUT/synthetic.csv`` (and ``OUT/manifest.csv``,
+the real and synthetic rows together, with ``data``): see :mod:`medvae.tasks.oversampling.tabular`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medvae.errors import OutputExists, UsageError, check_positive
+
+if TYPE_CHECKING:
+    from medvae.tasks.oversampling.tabular import TableOversampleResult
 
 MANIFEST = "manifest.csv"
 
@@ -53,9 +58,10 @@ def plan(info, class_name: str | None, n: int | None, balance: bool) -> dict[str
 def oversample(model_path: str | os.PathLike, out: str | os.PathLike, *, class_name: str | None = None,
                n: int | None = None, balance: bool = False, fmt: str | None = None, seed: int = 0,
                data: str | os.PathLike | None = None, device: str = "auto", overwrite: bool = False,
-               deidentify: bool = False, batch_size: int = 256) -> OversampleResult:
+               deidentify: bool = False, batch_size: int = 256) -> OversampleResult | TableOversampleResult:
     """Draw images of one class (``class_name``, ``n``) or of every class short of the largest (``balance``)
-    from a ``medvae train cvaegan`` model and write them with ``manifest.csv`` into the folder ``out``.
+    from a ``medvae train cvaegan`` model and write them with ``manifest.csv`` into the folder ``out``. A model
+    trained on a table (``--label``) writes rows instead: see :mod:`medvae.tasks.oversampling.tabular`.
 
     Args:
         fmt: ``png``, ``nii`` or ``dcm``; default the format of the model's training files.
@@ -63,16 +69,25 @@ def oversample(model_path: str | os.PathLike, out: str | os.PathLike, *, class_n
         data: the folder of class folders (or CSV) the model was trained on: its files are listed in the
             manifest too (``synthetic`` 0), so the manifest is the whole oversampled set.
     Raises:
-        OutputExists: ``out`` holds a manifest and ``overwrite`` was not given.
+        OutputExists: ``out`` holds a manifest (a tabular model: ``synthetic.csv``) and ``overwrite`` was not
+            given.
     """
     import torch
 
-    from medvae.checkpoint import load_model_of_kind
+    from medvae.checkpoint import load_model_of_kind, read_model_info
     from medvae.io.atomic import write_bytes
     from medvae.io.images import normalize_format
     from medvae.tasks.generative.generate import image_names, write_images
     from medvae.train import resolve_device
 
+    info = read_model_info(model_path)
+    if info.kind == "tabular_cvae_gan":  # a table's model: rows into synthetic.csv (see .tabular)
+        from medvae.tasks.oversampling.tabular import oversample_table
+
+        if fmt is not None:
+            raise UsageError("format is for images; a tabular model writes CSV tables", param="format")
+        return oversample_table(model_path, out, info, plan(info, class_name, n, balance), seed=seed, data=data,
+                                device=str(resolve_device(device)), overwrite=overwrite)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"out {out} is a file; give a folder for the images", param="out")
