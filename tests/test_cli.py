@@ -45,6 +45,8 @@ def test_demo_end_to_end_writes_everything(demo_run):
     assert "-ELBO" in result.output and "images/s" in result.output
     assert "note: estimating the NLL of 200 test images with 20 importance samples each" in result.stderr
     assert "note:" not in result.stdout
+    # the steps before the first epoch are announced only where progress is shown
+    assert ("note: reading the MNIST digits" in result.stderr) == ("--no-progress" not in QUICK)
     assert not list(out.glob(".*part*"))
 
 
@@ -415,3 +417,11 @@ def test_a_slow_import_says_what_it_loads_on_a_terminal_only(tmp_path, monkeypat
     assert terminal.getvalue() == "loading Slow A ...\n"
     assert pipe.getvalue() == "" and quick.getvalue() == ""
     assert {"medvae_slow_a", "medvae_slow_b", "medvae_fast_c"} <= set(sys.modules)
+
+
+def test_demo_says_what_it_does_before_its_first_epoch(tmp_path):
+    quick = [a for a in QUICK if a != "--no-progress"]
+    result = runner.invoke(app, ["demo", "mnist", "--out", str(tmp_path / "d"), *quick, "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    reading = result.stderr.index("note: reading the MNIST digits through the MONAI pipeline")
+    assert reading < result.stderr.index("epoch 1/1")

@@ -117,6 +117,10 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     config = configure(MnistDemoConfig, config, **overrides)
     out = config.out
     recipe = Recipe(config, out / "model.safetensors", state_path=out / "train_state.pt")
+    if config.train.progress:  # MONAI's import and its transforms take several seconds before the first epoch
+        from medvae.train.report import note
+
+        note("reading the MNIST digits through the MONAI pipeline")
     train_data, test_data, source = load_mnist_batches(config.data, config.download, config.limit)
     train.seed_everything(config.train.seed)  # the model's initial weights do not depend on the data read
     model = _build_model(config)
