@@ -89,13 +89,20 @@ def _build_model(config: MnistDemoConfig):
                                  latent_dim=config.latent_dim))
 
 
-def load_mnist_batches(data=None, download: bool = False, limit: int | None = None):
-    """MNIST through the MONAI pipeline into memory: ``(train, test, source)`` as :class:`TensorBatches`."""
-    from medvae.data.datasets import TensorBatches, array_dataset
+def load_mnist_batches(data=None, download: bool = False, limit: int | None = None, announce: bool = False):
+    """MNIST through the MONAI pipeline into memory: ``(train, test, source)`` as :class:`TensorBatches`.
+
+    ``announce``: once the files are found, say so before MONAI's import and transforms (several seconds)."""
     from medvae.data.mnist import load_mnist
-    from medvae.data.transforms import mnist_transforms
 
     mnist = load_mnist(data, download=download)
+    if announce:
+        from medvae.train.report import note
+
+        note("reading the MNIST digits through the MONAI pipeline")
+    from medvae.data.datasets import TensorBatches, array_dataset
+    from medvae.data.transforms import mnist_transforms
+
     n_train = len(mnist.train_images) if limit is None else min(limit, len(mnist.train_images))
     n_test = len(mnist.test_images) if limit is None else min(limit, len(mnist.test_images))
     transform = mnist_transforms()
@@ -117,11 +124,8 @@ def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistD
     config = configure(MnistDemoConfig, config, **overrides)
     out = config.out
     recipe = Recipe(config, out / "model.safetensors", state_path=out / "train_state.pt")
-    if config.train.progress:  # MONAI's import and its transforms take several seconds before the first epoch
-        from medvae.train.report import note
-
-        note("reading the MNIST digits through the MONAI pipeline")
-    train_data, test_data, source = load_mnist_batches(config.data, config.download, config.limit)
+    train_data, test_data, source = load_mnist_batches(config.data, config.download, config.limit,
+                                                       announce=config.train.progress)
     train.seed_everything(config.train.seed)  # the model's initial weights do not depend on the data read
     model = _build_model(config)
     if train.is_main_process():
