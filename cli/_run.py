@@ -64,7 +64,7 @@ def run_task(fn: Callable[..., T], *args, threads=_UNSET, **kwargs) -> T:
 
 def import_with_note(module: str, label: str, after: float = 1.0, stream=None) -> None:
     """Import ``module`` now; on a terminal, print ``loading LABEL ...`` if that takes over ``after`` seconds
-    (torch takes 4 s on a quiet 2-core machine and several times that on a busy one, and nothing else would
+    (torch takes 1-4 s on a quiet 2-core machine and several times that on a busy one, and nothing else would
     be printed meanwhile). Off a terminal (pipes, logs, tests) nothing is printed."""
     import importlib
     import threading

@@ -163,7 +163,7 @@ class DegradedPatches:
         if rng.random() < 0.5:
             clean = clean[::-1]  # left-right: the body is near enough symmetric for texture
         clean = np.ascontiguousarray(clean)
-        if self.annotations and rng.random() < self.annotations:  # burnt in before acquisition's defects
+        if self.annotations and rng.random() < self.annotations:  # drawn before degrading: films are degraded whole
             from medvae.phantoms.annotations import burn_in
 
             clean = burn_in(clean, rng)
