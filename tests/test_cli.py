@@ -407,13 +407,14 @@ def test_a_slow_import_says_what_it_loads_on_a_terminal_only(tmp_path, monkeypat
     from medvae_cli._run import import_with_note
 
     monkeypatch.syspath_prepend(str(tmp_path))
-    _slow_module(tmp_path, "medvae_slow_a", 0.6)
-    _slow_module(tmp_path, "medvae_slow_b", 0.6)
+    _slow_module(tmp_path, "medvae_slow_a", 1.0)
+    _slow_module(tmp_path, "medvae_slow_b", 1.0)
     _slow_module(tmp_path, "medvae_fast_c", 0.0)
     terminal, pipe, quick = _Terminal(), io.StringIO(), _Terminal()
-    import_with_note("medvae_slow_a", "Slow A", after=0.2, stream=terminal)
-    import_with_note("medvae_slow_b", "Slow B", after=0.2, stream=pipe)
-    import_with_note("medvae_fast_c", "Fast C", after=0.5, stream=quick)
+    # margins wide enough for a busy machine: 0.1 s against a 1 s import, 3 s against an instant one
+    import_with_note("medvae_slow_a", "Slow A", after=0.1, stream=terminal)
+    import_with_note("medvae_slow_b", "Slow B", after=0.1, stream=pipe)
+    import_with_note("medvae_fast_c", "Fast C", after=3.0, stream=quick)
     assert terminal.getvalue() == "loading Slow A ...\n"
     assert pipe.getvalue() == "" and quick.getvalue() == ""
     assert {"medvae_slow_a", "medvae_slow_b", "medvae_fast_c"} <= set(sys.modules)
