@@ -97,6 +97,9 @@ def train_enhance(
                                                     "the model learns to leave them alone.")] = 0.0,
     borders: Annotated[float, typer.Option(help="Share of patches cut at the film's own edge, so the model "
                                                 "learns to leave a film's border rows as they are.")] = 0.0,
+    collimation: Annotated[float, typer.Option(help="Share of patches given a flat margin beyond a sharp edge "
+                                                    "(a collimator's shadow, a blank border), so the model "
+                                                    "learns to keep that edge sharp.")] = 0.0,
     patients: Annotated[Optional[str], typer.Option(help="A CSV naming each image's patient; default: index.csv "
                                                          "beside each folder, else each image is its own "
                                                          "patient.")] = None,
@@ -132,9 +135,9 @@ def train_enhance(
         kinds=parse_kinds(kinds) or (), severity=parse_floats("--severity", severity, 2),
         channels=parse_ints("--channels", channels), latent_channels=latent_channels, norm=norm, beta=beta,
         epochs=epochs, batch_size=batch_size, lr=lr, clean_fraction=clean_fraction, annotations=annotations,
-        borders=borders, patients=patients, lr_schedule=lr_schedule, attribution=attribution,
-        test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume, overwrite=overwrite,
-        tensorboard=tensorboard, progress=progress, threads=threads)
+        borders=borders, collimation=collimation, patients=patients, lr_schedule=lr_schedule,
+        attribution=attribution, test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume,
+        overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
     if result is None:
         return
     r = result.record

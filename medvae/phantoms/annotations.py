@@ -88,3 +88,29 @@ def burn_in(image: np.ndarray, rng: np.random.Generator, count: int | None = Non
     # the colour canvas holds the grey already multiplied by coverage where anti-aliased: divide it back out
     grey = np.where(alpha > 0, np.clip(grey / np.maximum(alpha, 1e-6), 0, 1), 0)
     return (array * (1 - alpha) + grey * alpha).astype(np.float32)
+
+
+def collimate(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``image`` (2-D, ``(x, y)``, [0, 1]) with a collimation margin: beyond a straight edge across
+    the patch (along either axis, tilted by up to 3 degrees), the film is flat, white (the detector saw no
+    exposure, shown bright) or black, as where a collimator or a cropped film's border meets the exposed
+    field. The edge is sharp, softened over at most 1 pixel."""
+    from scipy.ndimage import gaussian_filter
+
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim != 2:
+        raise UsageError(f"image must be 2-D (x, y), got shape {array.shape}", param="image")
+    nx, ny = array.shape
+    axis = int(rng.integers(2))
+    n = array.shape[axis]
+    at = rng.uniform(0.15, 0.85) * n
+    tilt = np.tan(np.deg2rad(rng.uniform(-3, 3)))
+    x, y = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
+    along, across = (x, y) if axis == 0 else (y, x)
+    side = (along - at - tilt * (across - across.mean())) * (1 if rng.random() < 0.5 else -1)
+    mask = (side > 0).astype(np.float32)
+    softness = rng.uniform(0, 1)
+    if softness > 0.3:
+        mask = gaussian_filter(mask, softness)
+    level = float(rng.uniform(0.9, 1.0)) if rng.random() < 0.6 else float(rng.uniform(0.0, 0.08))
+    return (array * (1 - mask) + level * mask).astype(np.float32)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medvae.errors import UsageError
-from medvae.phantoms.annotations import burn_in
+from medvae.phantoms.annotations import burn_in, collimate
 from medvae.tasks.cxr.train_enhance import DegradedPatches
 
 
@@ -72,3 +72,17 @@ def test_border_patches_are_cut_against_the_films_edges():
     assert 3 <= last_row <= 16
     never = DegradedPatches([image], 64, 64, kinds=("noise",), severity=(0.5, 0.5), seed=2, clean_fraction=1.0)
     assert sum(bool((never[i]["target"][0, :, -1] == 0).all()) for i in range(len(never))) <= 2
+
+
+def test_collimation_flattens_one_side_of_a_sharp_straight_edge():
+    image = film((120, 100))
+    for seed in range(6):
+        out = collimate(image, np.random.default_rng(seed))
+        assert out.shape == image.shape and 0 <= out.min() and out.max() <= 1
+        flat = np.abs(out - image) > 1e-6
+        assert 0.1 < flat.mean() < 0.9  # a margin, not the whole film
+        margin = out[np.abs(out - np.median(out[flat])) < 1e-6]
+        assert margin.size > 0.5 * flat.sum()  # most of what changed is one flat grey level
+    assert np.array_equal(collimate(image, np.random.default_rng(3)), collimate(image, np.random.default_rng(3)))
+    with pytest.raises(UsageError, match="must be 2-D"):
+        collimate(np.zeros((4, 4, 4)), np.random.default_rng(0))

@@ -11,7 +11,8 @@ film alone, and a share (``annotations``) gets burnt-in annotations (text, arrow
 :mod:`medvae.phantoms.annotations`) drawn in before it is degraded, so the model learns to give them back
 unchanged instead of treating their sharp edges as defects; a share (``borders``) is cut at the film's own
 edge, so the model also sees the film's border rows (often unlike their neighbours after resizing or
-collimation) and learns to leave them as they are.
+collimation) and learns to leave them as they are; a share (``collimation``) gets a flat margin beyond a
+sharp straight edge, as where a collimator's shadow or a blank border meets the exposed field.
 
 Images named directly (files) are always trained on; images found in folders are split **by patient** (the
 patient of each image from ``--patients`` or an ``index.csv`` beside the folder, see
@@ -51,6 +52,7 @@ class EnhanceTrainConfig:
     clean_fraction: float = 0.1
     annotations: float = 0.0
     borders: float = 0.0
+    collimation: float = 0.0
     patients: str | None = None
     attribution: str = ""
     test_fraction: float = 0.2
@@ -78,7 +80,7 @@ class EnhanceTrainConfig:
             raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}", param="test_fraction")
         if not 0 <= self.clean_fraction < 1:
             raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}", param="clean_fraction")
-        for name in ("annotations", "borders"):
+        for name in ("annotations", "borders", "collimation"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"{name} must be a share between 0 and 1, got {getattr(self, name)}", param=name)
 
@@ -126,7 +128,8 @@ class DegradedPatches:
     """
 
     def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int,
-                 clean_fraction: float = 0.0, annotations: float = 0.0, borders: float = 0.0) -> None:
+                 clean_fraction: float = 0.0, annotations: float = 0.0, borders: float = 0.0,
+                 collimation: float = 0.0) -> None:
         from skimage.transform import downscale_local_mean
 
         self.pyramid = []  # (image, scale) for every scale at which the image still holds a patch
@@ -139,6 +142,7 @@ class DegradedPatches:
             raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch", param="patch")
         self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
         self.clean_fraction, self.annotations, self.borders = clean_fraction, annotations, borders
+        self.collimation = collimation
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -167,6 +171,10 @@ class DegradedPatches:
             from medvae.phantoms.annotations import burn_in
 
             clean = burn_in(clean, rng)
+        if self.collimation and rng.random() < self.collimation:  # a blank margin beyond a sharp edge
+            from medvae.phantoms.annotations import collimate
+
+            clean = collimate(clean, rng)
         if rng.random() < self.clean_fraction:  # a good film: learn to leave it alone
             degraded = clean
         else:
@@ -201,7 +209,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
                                              norm=config.norm, beta=config.beta))
     options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction,
-                   annotations=config.annotations, borders=config.borders)
+                   annotations=config.annotations, borders=config.borders, collimation=config.collimation)
     train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
                                  seed=seed, **options)
     val_data = None
@@ -212,7 +220,7 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
                      "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
                      "degradations": list(config.kinds), "severity": list(config.severity),
                      "clean_fraction": config.clean_fraction, "annotations": config.annotations,
-                     "borders": config.borders}
+                     "borders": config.borders, "collimation": config.collimation}
 
     folders = [Path(d) for d in config.data if Path(d).is_dir()]
 
