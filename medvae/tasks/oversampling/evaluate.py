@@ -192,16 +192,22 @@ def predict(net, images):
 
 def metrics(logits, labels, minority: int, bias: float = 0.0) -> dict[str, float]:
     """The four metrics of the module's docstring (``bias`` added to the minority's logit)."""
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score, recall_score
-
     logits = logits.clone()
     logits[:, minority] += bias
-    pred, y = logits.argmax(1).numpy(), labels.numpy()
-    p_min = logits.softmax(1)[:, minority].numpy()
-    return {"balanced_accuracy": balanced_accuracy_score(y, pred),
-            "macro_f1": f1_score(y, pred, average="macro", zero_division=0),
-            "minority_recall": recall_score(y == minority, pred == minority, zero_division=0),
-            "minority_auprc": average_precision_score(y == minority, p_min)}
+    return minority_scores(labels.numpy(), logits.argmax(1).numpy(), logits.softmax(1)[:, minority].numpy(),
+                           minority)
+
+
+def minority_scores(y, pred, p_minority, minority: int) -> dict[str, float]:
+    """Balanced accuracy, macro-F1, the minority's recall and its AUPRC (average precision of ``p_minority``),
+    from the true classes ``y``, the predicted ones ``pred`` and the minority's predicted probability."""
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score, recall_score
+
+    y, pred = np.asarray(y), np.asarray(pred)
+    return {"balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+            "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+            "minority_recall": float(recall_score(y == minority, pred == minority, zero_division=0)),
+            "minority_auprc": float(average_precision_score(y == minority, p_minority))}
 
 
 def tune_bias(logits, labels, minority: int) -> float:

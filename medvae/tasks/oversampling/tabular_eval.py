@@ -132,15 +132,11 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, seed
 
 def score(classifier, x: np.ndarray, y: np.ndarray, minority: int) -> dict[str, float]:
     """The four metrics of the module's docstring on the test rows ``x``, ``y``."""
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score, recall_score
+    from medvae.tasks.oversampling.evaluate import minority_scores
 
     proba = classifier.predict_proba(x)
     column = list(classifier.classes_).index(minority)
-    pred = classifier.classes_[proba.argmax(1)]
-    return {"minority_auprc": float(average_precision_score(y == minority, proba[:, column])),
-            "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
-            "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-            "minority_recall": float(recall_score(y == minority, pred == minority, zero_division=0))}
+    return minority_scores(y, classifier.classes_[proba.argmax(1)], proba[:, column], minority)
 
 
 def evaluate_table(x: np.ndarray, y: np.ndarray, config: TableEvalConfig | None = None,
