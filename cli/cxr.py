@@ -100,6 +100,9 @@ def train_enhance(
     collimation: Annotated[float, typer.Option(help="Share of patches given a flat margin beyond a sharp edge "
                                                     "(a collimator's shadow, a blank border), so the model "
                                                     "learns to keep that edge sharp.")] = 0.0,
+    appearance: Annotated[float, typer.Option(help="Share of patches whose exposure or contrast is changed in "
+                                                   "both input and target, so the model learns to leave "
+                                                   "exposure and contrast as they are.")] = 0.0,
     patients: Annotated[Optional[str], typer.Option(help="A CSV naming each image's patient; default: index.csv "
                                                          "beside each folder, else each image is its own "
                                                          "patient.")] = None,
@@ -135,7 +138,7 @@ def train_enhance(
         kinds=parse_kinds(kinds) or (), severity=parse_floats("--severity", severity, 2),
         channels=parse_ints("--channels", channels), latent_channels=latent_channels, norm=norm, beta=beta,
         epochs=epochs, batch_size=batch_size, lr=lr, clean_fraction=clean_fraction, annotations=annotations,
-        borders=borders, collimation=collimation, patients=patients, lr_schedule=lr_schedule,
+        borders=borders, collimation=collimation, appearance=appearance, patients=patients, lr_schedule=lr_schedule,
         attribution=attribution, test_fraction=test_fraction, seed=seed, device=device, amp=amp, resume=resume,
         overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
     if result is None:

@@ -86,3 +86,19 @@ def test_collimation_flattens_one_side_of_a_sharp_straight_edge():
     assert np.array_equal(collimate(image, np.random.default_rng(3)), collimate(image, np.random.default_rng(3)))
     with pytest.raises(UsageError, match="must be 2-D"):
         collimate(np.zeros((4, 4, 4)), np.random.default_rng(0))
+
+
+def test_appearance_changes_exposure_or_contrast_in_both_input_and_target():
+    images = [film((160, 160))]
+    plain = DegradedPatches(images, 64, 32, kinds=("noise",), severity=(0.5, 0.5), seed=3, clean_fraction=1.0)
+    varied = DegradedPatches(images, 64, 32, kinds=("noise",), severity=(0.5, 0.5), seed=3, clean_fraction=1.0,
+                             appearance=1.0)
+    for i in range(len(plain)):
+        item, before = varied[i]["target"].numpy(), plain[i]["target"].numpy()
+        assert np.array_equal(varied[i]["image"].numpy(), item)  # the input carries the change too
+        assert not np.allclose(item, before, atol=1e-3)  # every patch changed
+        # exposure and contrast keep the order of grey levels: a change of appearance, not of content
+        assert np.corrcoef(item.ravel(), before.ravel())[0, 1] > 0.9
+    noisy = DegradedPatches(images, 64, 8, kinds=("noise",), severity=(0.5, 0.5), seed=3, appearance=1.0)
+    item = noisy[0]
+    assert not np.array_equal(item["image"].numpy(), item["target"].numpy())  # the other kinds still degrade

@@ -12,7 +12,10 @@ film alone, and a share (``annotations``) gets burnt-in annotations (text, arrow
 unchanged instead of treating their sharp edges as defects; a share (``borders``) is cut at the film's own
 edge, so the model also sees the film's border rows (often unlike their neighbours after resizing or
 collimation) and learns to leave them as they are; a share (``collimation``) gets a flat margin beyond a
-sharp straight edge, as where a collimator's shadow or a blank border meets the exposed field.
+sharp straight edge, as where a collimator's shadow or a blank border meets the exposed field; and a share
+(``appearance``) gets a random exposure or contrast change applied to the clean patch itself, before the
+other degradations, so input and target both carry it: films differ in exposure and contrast, and the model
+learns to remove noise, blur and grid lines at any of them while leaving the exposure and contrast alone.
 
 Images named directly (files) are always trained on; images found in folders are split **by patient** (the
 patient of each image from ``--patients`` or an ``index.csv`` beside the folder, see
@@ -32,6 +35,7 @@ from medvae.tasks.cxr.trained import TrainedFilmModel
 from medvae.train.config import TrainConfig, train_defaults
 
 SCALES = (1, 2, 4)
+APPEARANCE = ("contrast", "exposure")  # what --appearance varies in both the input and the target
 
 
 @dataclass
@@ -53,6 +57,7 @@ class EnhanceTrainConfig:
     annotations: float = 0.0
     borders: float = 0.0
     collimation: float = 0.0
+    appearance: float = 0.0
     patients: str | None = None
     attribution: str = ""
     test_fraction: float = 0.2
@@ -80,7 +85,7 @@ class EnhanceTrainConfig:
             raise UsageError(f"test_fraction must be between 0 and 1, got {self.test_fraction}", param="test_fraction")
         if not 0 <= self.clean_fraction < 1:
             raise UsageError(f"clean_fraction must be at least 0 and below 1, got {self.clean_fraction}", param="clean_fraction")
-        for name in ("annotations", "borders", "collimation"):
+        for name in ("annotations", "borders", "collimation", "appearance"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"{name} must be a share between 0 and 1, got {getattr(self, name)}", param=name)
 
@@ -129,7 +134,7 @@ class DegradedPatches:
 
     def __init__(self, images: list[np.ndarray], patch: int, length: int, *, kinds, severity, seed: int,
                  clean_fraction: float = 0.0, annotations: float = 0.0, borders: float = 0.0,
-                 collimation: float = 0.0) -> None:
+                 collimation: float = 0.0, appearance: float = 0.0) -> None:
         from skimage.transform import downscale_local_mean
 
         self.pyramid = []  # (image, scale) for every scale at which the image still holds a patch
@@ -142,7 +147,7 @@ class DegradedPatches:
             raise UsageError(f"patch {patch} is larger than every training image; pass a smaller --patch", param="patch")
         self.patch, self.length, self.kinds, self.severity, self.seed = patch, length, kinds, severity, seed
         self.clean_fraction, self.annotations, self.borders = clean_fraction, annotations, borders
-        self.collimation = collimation
+        self.collimation, self.appearance = collimation, appearance
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -175,6 +180,10 @@ class DegradedPatches:
             from medvae.phantoms.annotations import collimate
 
             clean = collimate(clean, rng)
+        if self.appearance and rng.random() < self.appearance:  # another exposure or contrast: kept in the target
+            from medvae.phantoms.degrade import degrade
+
+            clean = degrade(clean, APPEARANCE[int(rng.integers(len(APPEARANCE)))], float(rng.uniform()), rng)
         if rng.random() < self.clean_fraction:  # a good film: learn to leave it alone
             degraded = clean
         else:
@@ -209,7 +218,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
         model = EnhancerModel(EnhancerConfig(channels=config.channels, latent_channels=config.latent_channels,
                                              norm=config.norm, beta=config.beta))
     options = dict(kinds=config.kinds, severity=config.severity, clean_fraction=config.clean_fraction,
-                   annotations=config.annotations, borders=config.borders, collimation=config.collimation)
+                   annotations=config.annotations, borders=config.borders, collimation=config.collimation,
+                   appearance=config.appearance)
     train_data = DegradedPatches([read_unit(p) for p in train_paths], config.patch, config.patches_per_epoch,
                                  seed=seed, **options)
     val_data = None
@@ -220,7 +230,8 @@ def train_enhance(config: EnhanceTrainConfig | None = None, **overrides) -> Enha
                      "multiple": model.config.multiple, "patch": config.patch, "scales": list(SCALES),
                      "degradations": list(config.kinds), "severity": list(config.severity),
                      "clean_fraction": config.clean_fraction, "annotations": config.annotations,
-                     "borders": config.borders, "collimation": config.collimation}
+                     "borders": config.borders, "collimation": config.collimation,
+                     "appearance": config.appearance}
 
     folders = [Path(d) for d in config.data if Path(d).is_dir()]
 

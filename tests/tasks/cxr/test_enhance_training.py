@@ -76,6 +76,7 @@ def test_train_enhance_fine_tunes_from_init(enhancer, phantoms, tmp_path):
     (["--annotations", "1.5"], "--annotations must be a share between 0 and 1, got 1.5"),
     (["--borders", "-0.1"], "--borders must be a share between 0 and 1, got -0.1"),
     (["--collimation", "2"], "--collimation must be a share between 0 and 1, got 2"),
+    (["--appearance", "-1"], "--appearance must be a share between 0 and 1, got -1"),
 ])
 def test_train_enhance_usage_errors(args, message, tmp_path):
     result = runner.invoke(app, ["train", "enhance", "--data", str(SAMPLE / "png/chest_8bit.png"),
