@@ -7,6 +7,8 @@ the training loop (:mod:`medvae.train`) and the model file (:mod:`medvae.checkpo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -15,13 +17,55 @@ from torch import Tensor, nn
 
 from medvae.losses import bernoulli_nll, gaussian_kl
 
+_SHARE = (0, 1)  # (rank, world size): this process trains rows rank, rank + world size, ... of each batch
+
+
+@contextmanager
+def global_batch(rank: int, world_size: int) -> Iterator[None]:
+    """Within it, :func:`standard_normal` draws the noise of the whole global batch and keeps this process's
+    rows (``rank``, ``rank + world_size``, ...): with every rank seeded alike and batches dealt out that way (as
+    medvae's training loop does under ``torchrun``), each sample gets the noise one process training the
+    global batch would give it, so a 2-process run follows the 1-process run with the doubled batch."""
+    global _SHARE
+    saved, _SHARE = _SHARE, (rank, world_size)
+    try:
+        yield
+    finally:
+        _SHARE = saved
+
+
+def global_sum(t: Tensor) -> Tensor:
+    """``t`` summed over the processes that share the global batch (inside :func:`global_batch` under
+    ``torchrun``; gradients flow back to every process's share), for a loss that pools its batch, such as a
+    batch Dice; ``t`` itself in one process."""
+    import torch.distributed as dist
+
+    if _SHARE[1] == 1 or not dist.is_initialized():
+        return t
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(t)
+
+
+def standard_normal(shape: tuple[int, ...], *, dtype: torch.dtype | None = None, device=None) -> Tensor:
+    """``N(0, I)`` noise of ``shape`` (batch first) from torch's global generator; inside :func:`global_batch`,
+    this process's rows of the global batch's draw."""
+    rank, world_size = _SHARE
+    if world_size == 1:
+        return torch.randn(shape, dtype=dtype, device=device)
+    return torch.randn((shape[0] * world_size, *shape[1:]), dtype=dtype, device=device)[rank::world_size]
+
+
+def standard_normal_like(t: Tensor) -> Tensor:
+    """:func:`standard_normal` shaped like ``t``."""
+    return standard_normal(tuple(t.shape), dtype=t.dtype, device=t.device)
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through (any shape);
-    ``eps`` from ``generator`` where one is given (repeatable draws), else from torch's global generator."""
+    ``eps`` from ``generator`` where one is given (repeatable draws), else :func:`standard_normal_like`."""
     if generator is None:
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return mu + torch.exp(0.5 * logvar) * standard_normal_like(mu)
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.models.base import VAE, LossOutput
+from medvae.models.base import VAE, LossOutput, standard_normal
 from medvae.models.fused_mlp import FusedMLPVAELoss
 
 
@@ -91,7 +91,7 @@ class MLPVAE(VAE):
         fused = x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
         if not (self.training and torch.is_grad_enabled() and fused):
             return super().loss(batch)
-        eps = torch.randn(x.shape[0], self.latent_dim, dtype=x.dtype)  # the draws randn_like(mu) would make
+        eps = standard_normal((x.shape[0], self.latent_dim), dtype=x.dtype)  # the draws reparameterize would make
         n_enc, n_dec, layers = self._fused_layers
         params = [t for m in layers for t in (m.weight, m.bias)]
         loss, recon, kl = FusedMLPVAELoss.apply(x.flatten(1), eps, torch.is_autocast_enabled("cpu"), n_enc, n_dec, *params)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.models.base import LossOutput
+from medvae.models.base import LossOutput, global_sum
 from medvae.models.blocks import check_size, conv1x1, encoder, max_pool, monai_norm, residual_unit
 from medvae.models.unet_config import check_norm, check_weights
 
@@ -99,7 +99,6 @@ class SegmenterModel(nn.Module):
     kind = "segmenter"
 
     def __init__(self, config: SegmenterConfig | None = None) -> None:
-        from monai.losses import DiceLoss
         from monai.networks.blocks import ChannelSELayer, SimpleASPP
         from monai.networks.nets.attentionunet import AttentionBlock
 
@@ -125,7 +124,6 @@ class SegmenterModel(nn.Module):
             width = ch[j + 1]
         self.out_aspp, width = aspp(width, ch[0])
         self.head = conv1x1(sd, width, c.out_channels)
-        self.dice = DiceLoss(sigmoid=True, batch=True)
 
     @property
     def multiple(self) -> int:
@@ -156,6 +154,14 @@ class SegmenterModel(nn.Module):
             return torch.sigmoid(self(x))
         finally:
             self.train(was_training)
+
+    @staticmethod
+    def dice(logits: Tensor, label: Tensor) -> Tensor:
+        """MONAI's ``DiceLoss(sigmoid=True, batch=True)``: overlap and sizes summed over the batch and the pixels,
+        per channel, then averaged; under ``torchrun`` summed over the global batch (``global_sum``)."""
+        p, dims = torch.sigmoid(logits.float()), [0, *range(2, logits.ndim)]
+        overlap, size = global_sum(torch.stack([(p * label).sum(dims), p.sum(dims) + label.sum(dims)]))
+        return (1 - (2 * overlap + 1e-5) / (size + 1e-5)).mean()
 
     def loss(self, batch: dict[str, Tensor]) -> LossOutput:
         logits, label = self(batch["image"]), batch["label"].to(batch["image"].dtype)

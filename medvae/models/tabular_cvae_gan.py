@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from medvae.errors import UsageError
 from medvae.losses import feature_matching, gaussian_kl
-from medvae.models.base import VAE, LossOutput, VAEOutput
+from medvae.models.base import VAE, LossOutput, VAEOutput, standard_normal_like
 from medvae.models.warmup import warmup
 
 
@@ -181,7 +181,7 @@ class TabularCVAEGAN(VAE):
         if not self.training:  # validation: the VAE's own loss
             return LossOutput(total, terms)
         with torch.set_grad_enabled(self.adv_scale > 0):
-            prior = self.decode(torch.randn_like(out.z), c)
+            prior = self.decode(standard_normal_like(out.z), c)
         self._fakes = [out.logits.detach(), prior.detach()]
         if self.adv_scale > 0:
             d_fake, d_prior = self.judge(out.logits, c), self.judge(prior, c)

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from medvae.errors import UsageError
 from medvae.losses import feature_matching, gaussian_kl
-from medvae.models.base import VAE, LossOutput
+from medvae.models.base import VAE, LossOutput, standard_normal_like
 from medvae.models.blocks import with_condition_channels
 from medvae.models.conv_vae import ConvVAE, ConvVAEConfig
 from medvae.models.warmup import warmup
@@ -123,7 +123,7 @@ class VAEGAN(VAE):
             return LossOutput(total, terms)
         fake = torch.sigmoid(out.logits)
         with torch.set_grad_enabled(self.adv_scale > 0):  # without the adversarial term only D needs them
-            prior = self.generate_from(torch.randn_like(out.z), c)
+            prior = self.generate_from(standard_normal_like(out.z), c)
         self._fakes = [fake.detach(), prior.detach()]
         if self.adv_scale > 0:
             n = x[0].numel()  # per-image scale, like the summed reconstruction NLL

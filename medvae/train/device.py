@@ -110,8 +110,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**63)
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """Torch's seed for ``epoch``: the same on every ``torchrun`` rank (see :func:`medvae.models.base.global_batch`)."""
+    return (seed * 1_000_003 + epoch * 7919) % (2**63)
 
 
 def _init_distributed(device: torch.device) -> bool:

@@ -9,8 +9,11 @@ clear stop on a non-finite loss. What it asks of the model and the data is writt
 :class:`~medvae.train.config.Adversarial` (a GAN: the discriminator gets its own Adam and a step after each
 generator step).
 
-Randomness is derived from ``(seed, epoch, rank)`` at the start of every epoch, so a run resumed after
-epoch k continues exactly as the uninterrupted run would have.
+Randomness is derived from ``(seed, epoch)`` at the start of every epoch, so a run resumed after epoch k continues
+exactly as the uninterrupted run would have. Under ``torchrun`` every rank is seeded alike and takes every
+``world_size``-th sample of one permutation, its batch norms use the global batch's statistics
+(:mod:`medvae.train.sync_norm`) and its noise is its rows of the global batch's draw
+(:func:`medvae.models.base.global_batch`): N processes with batch B train as one process with batch N × B.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from torch import Tensor, nn
 
 from medvae.data.datasets import TensorBatches
 from medvae.errors import TrainingError, UsageError
+from medvae.models.base import global_batch
 from medvae.train.config import Adversarial, EpochAware, Trainable, TrainConfig, TrainRecord
 from medvae.train.device import _epoch_seed, _init_distributed, cpu_has_native_bf16, resolve_device, world
 from medvae.train.optim import adam, flatten_parameters
 from medvae.train.report import log_tensorboard, print_epoch, progress_bar, tensorboard_writer
 from medvae.train.state import load_state, save_state
+from medvae.train.sync_norm import sync_batch_norms
 
 __all__ = ["fit", "evaluate_loss", "TrainConfig", "TrainRecord", "flatten_parameters"]
 
@@ -40,19 +45,17 @@ __all__ = ["fit", "evaluate_loss", "TrainConfig", "TrainRecord", "flatten_parame
 def _loader(data, batch_size: int, shuffle: bool, seed: int, epoch: int, num_workers: int) -> Iterator[dict]:
     rank, _, world_size = world()
     if isinstance(data, TensorBatches):
-        gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0))  # same order on every rank
+        gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))  # same order on every rank
         yield from data.batches(batch_size, shuffle=shuffle, generator=gen, rank=rank, world_size=world_size)
         return
     from monai.data import DataLoader
-    from torch.utils.data import DistributedSampler, RandomSampler
+    from torch.utils.data import DistributedSampler
 
-    if world_size > 1:
+    sampler = None
+    if world_size > 1 or shuffle:  # one permutation, dealt out in turn: rank r's step s holds the samples
+        # one process's step s would hold at places r, r + world_size, ... (its batch being world_size times)
         sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
         sampler.set_epoch(epoch)
-    elif shuffle:
-        sampler = RandomSampler(data, generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch, 0)))
-    else:
-        sampler = None
     yield from DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
 
 
@@ -122,6 +125,8 @@ def fit(
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    if distributed:  # batch statistics of the global batch, the same on every rank (CPU and CUDA)
+        sync_batch_norms(model)
     gan = isinstance(model, Adversarial)  # the discriminator has its own optimiser
     opt = adam(flatten_parameters(model.generator if gan else model), config.lr, device)
     opt_d = adam(flatten_parameters(model.discriminator), config.lr, device, betas=(0.5, 0.999)) if gan else None
@@ -164,57 +169,59 @@ def fit(
             terms = {**terms, **_discriminator_step(model, batch, opt_d, scaler_d, device, amp_dtype, distributed)}
         return loss.detach(), terms
 
-    for epoch in range(start_epoch, config.epochs):
-        torch.manual_seed(_epoch_seed(config.seed, epoch, rank))
-        for part in (model, train):  # warm-up schedules (KL, adversarial weight); per-epoch data
-            if isinstance(part, EpochAware):
-                part.set_epoch(epoch)
-        if config.lr_schedule == "cosine":
-            for group in opt.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
-        model.train()
-        t0 = time.perf_counter()
-        sums: dict[str, Tensor] = {}
-        n_seen = 0
-        bar = progress_bar(train, config, epoch, enabled=config.progress and main)
-        for step, batch in enumerate(_loader(train, config.batch_size, True, config.seed, epoch, config.num_workers)):
-            batch = _to_device(batch, device, config.channels_last)
-            loss, terms = step_once(batch, epoch, step)
-            b = next(iter(batch.values())).shape[0]
-            n_seen += b
-            _accumulate(sums, {"loss": loss, **terms}, b)
+    with global_batch(rank, world_size):  # each sample's noise as one process would draw it
+        for epoch in range(start_epoch, config.epochs):
+            torch.manual_seed(_epoch_seed(config.seed, epoch))  # the same on every rank: see global_batch
+            for part in (model, train):  # warm-up schedules (KL, adversarial weight); per-epoch data
+                if isinstance(part, EpochAware):
+                    part.set_epoch(epoch)
+            if config.lr_schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+            model.train()
+            t0 = time.perf_counter()
+            sums: dict[str, Tensor] = {}
+            n_seen = 0
+            bar = progress_bar(train, config, epoch, enabled=config.progress and main)
+            batches = _loader(train, config.batch_size, True, config.seed, epoch, config.num_workers)
+            for step, batch in enumerate(batches):
+                batch = _to_device(batch, device, config.channels_last)
+                loss, terms = step_once(batch, epoch, step)
+                b = next(iter(batch.values())).shape[0]
+                n_seen += b
+                _accumulate(sums, {"loss": loss, **terms}, b)
+                if bar is not None:
+                    bar.update(b)
+                    if step % 20 == 0:
+                        bar.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
+            train_time = time.perf_counter() - t0
             if bar is not None:
-                bar.update(b)
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
-        train_time = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
-        train_means, n_total = _reduce_means(sums, n_seen, device, distributed)
-        record.train_samples += n_total
-        record.train_seconds += train_time
-        record.train_loss.append(train_means.pop("loss"))
-        record.train_terms.append(train_means)
-        if val is not None:
-            # CPU bf16 is a training speed-up only: validate in float32 there
-            val_amp = amp_dtype if device.type == "cuda" else None
-            val_means = evaluate_loss(model, val, config.batch_size * 4, device, val_amp, distributed)
-            record.val_loss.append(val_means.pop("loss"))
-            record.val_terms.append(val_means)
-        record.epochs = epoch + 1
-        record.samples_per_second = record.train_samples / max(record.train_seconds, 1e-9)
-        record.seconds += time.perf_counter() - t0
-        if main:
-            if config.state_path is not None:
-                save_state(config.state_path, epoch + 1, model, opt, record, opt_d)
-            if writer is not None:
-                log_tensorboard(writer, epoch + 1, record, preview_images(model, previews))
-            if config.progress:
-                print_epoch(record, config.epochs, train_time)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, model, record)
-        if distributed:
-            torch.distributed.barrier()
+                bar.close()
+            train_means, n_total = _reduce_means(sums, n_seen, device, distributed)
+            record.train_samples += n_total
+            record.train_seconds += train_time
+            record.train_loss.append(train_means.pop("loss"))
+            record.train_terms.append(train_means)
+            if val is not None:
+                # CPU bf16 is a training speed-up only: validate in float32 there
+                val_amp = amp_dtype if device.type == "cuda" else None
+                val_means = evaluate_loss(model, val, config.batch_size * 4, device, val_amp, distributed)
+                record.val_loss.append(val_means.pop("loss"))
+                record.val_terms.append(val_means)
+            record.epochs = epoch + 1
+            record.samples_per_second = record.train_samples / max(record.train_seconds, 1e-9)
+            record.seconds += time.perf_counter() - t0
+            if main:
+                if config.state_path is not None:
+                    save_state(config.state_path, epoch + 1, model, opt, record, opt_d)
+                if writer is not None:
+                    log_tensorboard(writer, epoch + 1, record, preview_images(model, previews))
+                if config.progress:
+                    print_epoch(record, config.epochs, train_time)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, model, record)
+            if distributed:
+                torch.distributed.barrier()
     if writer is not None:
         writer.close()
     if distributed:

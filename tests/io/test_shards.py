@@ -83,3 +83,34 @@ def test_concurrent_merges_lose_no_row(tmp_path):
         t.join()
     with open(table, newline="") as f:
         assert len(list(csv.DictReader(f))) == 40
+
+
+def test_torchrun_enhance_gives_each_rank_its_films_and_one_merged_table(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(5):
+        shutil.copy(FILM, folder / f"f{i}.png")
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "medvae", "enhance", str(folder), str(out), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "shard 1/2: 3 of the 5 inputs" in proc.stderr and "shard 2/2: 2 of the 5 inputs" in proc.stderr
+    assert sorted(p.name for p in out.glob("f?.png")) == [f"f{i}.png" for i in range(5)]
+    tables = list(out.glob("*.csv"))
+    assert len(tables) == 1
+    with open(tables[0], newline="") as f:
+        assert sorted(Path(r["input"]).name for r in csv.DictReader(f)) == [f"f{i}.png" for i in range(5)]
+    (out / "f3.png").unlink()  # as if the rank that wrote it had died first: a re-run does only what is missing
+    again = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                            "-m", "medvae", "enhance", str(folder), str(out), "--no-progress"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("enhanced 1,") == 1 and again.stderr.count("the output exists; skipped") == 4
+    with open(tables[0], newline="") as f:
+        assert sorted(Path(r["input"]).name for r in csv.DictReader(f)) == [f"f{i}.png" for i in range(5)]

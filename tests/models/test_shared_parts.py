@@ -107,3 +107,14 @@ def test_every_ramp_in_the_models_is_the_warmup(epochs):
 def test_shipped_weights_load_strictly(kind):
     model, info = load_model(packaged_model(kind))  # load_state_dict(strict=True): every key matches
     assert info.kind == kind and not model.training
+
+
+@pytest.mark.parametrize("shape", [(4, 1, 16, 16), (2, 2, 8, 8, 8)])
+def test_the_segmenters_dice_is_monais_batch_dice(shape):
+    from monai.losses import DiceLoss
+
+    from medvae.models.resunetpp import SegmenterModel
+
+    generator = torch.Generator().manual_seed(0)
+    logits, label = torch.randn(shape, generator=generator), (torch.rand(shape, generator=generator) > 0.5).float()
+    assert torch.allclose(SegmenterModel.dice(logits, label), DiceLoss(sigmoid=True, batch=True)(logits, label))

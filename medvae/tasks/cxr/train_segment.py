@@ -104,11 +104,18 @@ def augmentations(seed: int):
 
 
 class AugmentedPairs:
-    """A map-style dataset of ``{"image": (1, S, S), "label": (1, S, S)}`` with MONAI augmentation."""
+    """A map-style dataset of ``{"image": (1, S, S), "label": (1, S, S)}`` with MONAI augmentation.
+
+    Item ``i`` of epoch ``e`` depends only on ``(seed, e, i)`` (the training loop calls :meth:`set_epoch`), not
+    on which process or worker draws it, nor in what order.
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, augment: bool = True) -> None:
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.seed, self.epoch = images, labels, seed, 0
         self.transform = augmentations(seed) if augment else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.images)
@@ -118,8 +125,10 @@ class AugmentedPairs:
 
         item = {"image": torch.from_numpy(self.images[i][None]), "label": torch.from_numpy(self.labels[i][None])}
         if self.transform is not None:
+            state = np.random.SeedSequence([self.seed, self.epoch, i]).generate_state(1)[0]
+            self.transform.set_random_state(int(state))
             item = self.transform(item)
-            item = {k: torch.as_tensor(v).float() for k, v in item.items()}
+            item = {k: torch.as_tensor(v).as_subclass(torch.Tensor).float() for k, v in item.items()}  # no MetaTensor
         return item
 
 
