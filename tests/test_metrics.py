@@ -36,6 +36,23 @@ def test_importance_sampled_nll_with_one_sample_is_the_elbo_on_average(image_bat
     torch.testing.assert_close(one, neg_elbo, rtol=2e-3, atol=0.2)
 
 
+def test_importance_sampled_nll_is_the_burda_estimate_written_out(image_batch):
+    import math
+
+    from medvae.losses import bernoulli_nll, log_normal, log_standard_normal
+
+    model, k = _partly_trained(image_batch), 50
+    torch.manual_seed(3)
+    fast = importance_sampled_nll(model, image_batch, k=k)
+    torch.manual_seed(3)
+    mu, logvar = model.encode(image_batch)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape)
+    target = image_batch.expand(k, *image_batch.shape).reshape(-1, *image_batch.shape[1:])
+    log_w = -bernoulli_nll(model.decode(z.reshape(-1, mu.shape[1])), target).view(k, -1) \
+        + log_standard_normal(z) - log_normal(z, mu, logvar)
+    torch.testing.assert_close(fast, -(torch.logsumexp(log_w, 0) - math.log(k)), rtol=1e-5, atol=1e-3)
+
+
 def test_negative_elbo_terms_add_up(image_batch):
     model = MLPVAE()
     t = negative_elbo(model, image_batch, samples=3)

@@ -1,9 +1,9 @@
-"""Datasets: MONAI ``Dataset``s of ``{"image", "label"}`` dicts, and :class:`TensorBatches`.
+"""Datasets held in memory: :class:`TensorBatches`, and :class:`ImageFolder` for the medical images of a folder.
 
-Every image, MNIST or medical, enters as a MONAI Dataset with the job's transform pipeline. Small
-data sets whose transforms are deterministic are then run through that pipeline once and held as
-tensors (:class:`TensorBatches`), so training draws shuffled mini-batches by indexing instead of
-collating one sample at a time: the same data, without the per-sample Python overhead.
+Small data sets whose MONAI transforms are deterministic are run through that pipeline once, the whole stack
+at a time where the transforms act on each value alone (MNIST's intensity window), and held as tensors, so
+training draws shuffled mini-batches by indexing instead of collating one sample at a time: the same data,
+without the per-sample Python overhead.
 """
 
 from __future__ import annotations
@@ -14,17 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-
-
-def array_dataset(images: np.ndarray, labels: np.ndarray | None, transform):
-    """A MONAI ``Dataset`` over in-memory images ``(N, *spatial)`` with optional labels ``(N,)``."""
-    from monai.data import Dataset
-
-    items = [
-        {"image": images[i], **({"label": np.int64(labels[i])} if labels is not None else {})}
-        for i in range(len(images))
-    ]
-    return Dataset(items, transform=transform)
 
 
 class TensorBatches:
@@ -40,18 +29,6 @@ class TensorBatches:
             raise ValueError(f"tensors must have the same length, got {sorted(lengths)}")
         self.tensors = {k: t.contiguous() for k, t in tensors.items()}
         self.n = lengths.pop()
-
-    @classmethod
-    def from_dataset(cls, dataset, batch_size: int = 1000) -> TensorBatches:
-        """Run every item of ``dataset`` (a MONAI Dataset with its transforms) once and stack the results."""
-        from monai.data import DataLoader
-
-        parts: dict[str, list[Tensor]] = {}
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            for k, v in batch.items():
-                if isinstance(v, Tensor):
-                    parts.setdefault(k, []).append(v.as_tensor() if hasattr(v, "as_tensor") else v)
-        return cls({k: torch.cat(v) for k, v in parts.items()})
 
     def __len__(self) -> int:
         return self.n

@@ -15,13 +15,14 @@ from medvae.errors import MedvaeError, UsageError
 
 
 def mnist_transforms():
-    """uint8 ``(28, 28)`` digit -> float32 ``(1, 28, 28)`` tensor in [0, 1] (dictionary transforms on ``image``)."""
+    """MONAI dictionary transforms from uint8 digits ``(N, 1, 28, 28)`` (``image``) and their classes ``(N,)``
+    (``label``) to a float32 tensor in [0, 1] and an int64 one. Every step acts on each value alone, so it runs
+    on the whole stack at once, exactly as it would on each digit."""
     import torch
-    from monai.transforms import Compose, EnsureChannelFirstd, EnsureTyped, ScaleIntensityRanged
+    from monai.transforms import Compose, EnsureTyped, ScaleIntensityRanged
 
     return Compose(
         [
-            EnsureChannelFirstd(keys="image", channel_dim="no_channel"),
             ScaleIntensityRanged(keys="image", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0, clip=True),
             EnsureTyped(keys="image", dtype=torch.float32, track_meta=False),
             EnsureTyped(keys="label", dtype=torch.int64, track_meta=False),

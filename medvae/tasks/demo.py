@@ -100,15 +100,16 @@ def load_mnist_batches(data=None, download: bool = False, limit: int | None = No
         from medvae.train.report import note
 
         note("reading the MNIST digits through the MONAI pipeline")
-    from medvae.data.datasets import TensorBatches, array_dataset
+    from medvae.data.datasets import TensorBatches
     from medvae.data.transforms import mnist_transforms
 
-    n_train = len(mnist.train_images) if limit is None else min(limit, len(mnist.train_images))
-    n_test = len(mnist.test_images) if limit is None else min(limit, len(mnist.test_images))
     transform = mnist_transforms()
-    train = TensorBatches.from_dataset(array_dataset(mnist.train_images[:n_train], mnist.train_labels[:n_train], transform))
-    test = TensorBatches.from_dataset(array_dataset(mnist.test_images[:n_test], mnist.test_labels[:n_test], transform))
-    return train, test, mnist.source
+
+    def prepared(images, labels) -> TensorBatches:  # (N, 28, 28) uint8, (N,): the whole stack at once
+        n = len(images) if limit is None else min(limit, len(images))
+        return TensorBatches(transform({"image": images[:n, None], "label": labels[:n]}))
+
+    return prepared(mnist.train_images, mnist.train_labels), prepared(mnist.test_images, mnist.test_labels), mnist.source
 
 
 def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistDemoResult | None:
