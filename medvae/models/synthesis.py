@@ -56,6 +56,9 @@ class SynthesisConfig(UNetConfig):
         every channel of the last decoder features (FiLM), so one draw moves the whole image together: what
         the sources cannot show about the whole image, such as a subject-wide perfusion level. Its prior
         and posterior are Gaussians from the globally pooled bottleneck (prior) and posterior features.
+    global_gain: a per-image gain instead: the first of the ``global_latent`` values multiplies the mean output
+        by its exponential (a subject-wide factor such as a perfusion level scales the whole map), so a draw's
+        spread is proportional to the synthesis itself. Needs ``global_latent``.
     num_res_units: residual units per block.
     norm: MONAI normalisation name.
     beta: weight of KL(q || p), summed over the latent and divided by the voxel count.
@@ -68,6 +71,7 @@ class SynthesisConfig(UNetConfig):
 
     latent_channels: int = 4
     global_latent: int = 0
+    global_gain: bool = False
     num_res_units: int = 1
     norm: str = "INSTANCE"
     beta: float = 0.05
@@ -91,6 +95,8 @@ class SynthesisConfig(UNetConfig):
         if self.global_latent < 0 or (self.global_latent and not self.latent_channels):
             raise UsageError(f"global_latent must be 0 or more, and needs latent_channels > 0, got "
                              f"{self.global_latent}", param="global_latent")
+        if self.global_gain and not self.global_latent:
+            raise UsageError("global_gain needs global_latent of at least 1 (the gain's latent)", param="global_gain")
         if self.beta < 0 or self.adv_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("beta, adv_weight and adv_warmup_epochs must be 0 or more")
 
@@ -116,9 +122,10 @@ class SynthesisGenerator(nn.Module):
             zg = c.global_latent
             self.global_prior = nn.Linear(ch[-1], 2 * zg)
             self.global_posterior = nn.Linear(2 * zc, 2 * zg)
-            self.film = nn.Linear(zg, 2 * ch[0])
-            nn.init.zeros_(self.film.weight)  # starts as the plain U-Net
-            nn.init.zeros_(self.film.bias)
+            if not c.global_gain:
+                self.film = nn.Linear(zg, 2 * ch[0])
+                nn.init.zeros_(self.film.weight)  # starts as the plain U-Net
+                nn.init.zeros_(self.film.bias)
 
     def features(self, source: Tensor) -> list[Tensor]:
         """The encoder's features per level; the last is the bottleneck ``(B, channels[-1], *spatial/2**L)``."""
@@ -162,12 +169,16 @@ class SynthesisGenerator(nn.Module):
         h = feats[-1] if z is None else self.fuse(torch.cat([feats[-1], z], dim=1))
         for up, merge, skip in zip(self.up, self.merge, reversed(feats[:-1])):
             h = merge(torch.cat([up(h), skip], dim=1))
-        if z_global is not None:
+        gain = None
+        if z_global is not None and self.config.global_gain:  # the whole mean map times exp(g)
+            gain = torch.exp(z_global[:, :1].clamp(-3, 3)).view(-1, 1, *(1,) * (h.ndim - 2))
+        elif z_global is not None:
             scale, shift = self.film(z_global).view(*z_global.shape[:1], 2, -1, *(1,) * (h.ndim - 2)).unbind(1)
             h = h * (1 + scale) + shift
+        mean = self.head(h) if gain is None else self.head(h) * gain
         if self.config.aleatoric:
-            return torch.cat([self.head(h), self.scale_head(h.detach())], dim=1)
-        return self.head(h)
+            return torch.cat([mean, self.scale_head(h.detach())], dim=1)
+        return mean
 
     def forward(self, source: Tensor) -> Tensor:
         """One synthesis ``(B, 1, *spatial)`` with z drawn from the prior."""

@@ -52,3 +52,18 @@ def test_without_a_global_latent_nothing_changes():
     model = _model(global_latent=0)
     assert not hasattr(model.generator, "film")
     assert len(model.generator.prior_params(model.generator.features(torch.randn(1, 1, 8, 8)))) == 2
+
+
+def test_a_global_gain_scales_the_whole_mean_map_by_exp_of_its_draw():
+    torch.manual_seed(0)
+    model = SynthesisModel(SynthesisConfig(in_channels=1, channels=(4, 8), latent_channels=2, global_latent=1,
+                                           global_gain=True, gan=False))
+    g = model.generator
+    feats = g.features(torch.randn(1, 1, 8, 8))
+    z = torch.zeros(1, 2, 4, 4)
+    base, scaled = g.decode(feats, (z, torch.zeros(1, 1))), g.decode(feats, (z, torch.full((1, 1), 0.5)))
+    torch.testing.assert_close(scaled[:, :1], base[:, :1] * torch.exp(torch.tensor(0.5)))
+    torch.testing.assert_close(scaled[:, 1:], base[:, 1:])  # the noise scale is not the gain's
+    assert not hasattr(g, "film")
+    with pytest.raises(UsageError, match="global_gain needs global_latent"):
+        SynthesisConfig(global_gain=True)

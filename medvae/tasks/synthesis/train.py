@@ -50,6 +50,7 @@ class SynthesisTrainConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128)
     latent_channels: int = 4
     global_latent: int = 0
+    global_gain: bool = False
     beta: float = 0.05
     adv_weight: float = 0.02
     adv_warmup: int = 1
@@ -174,6 +175,7 @@ def build(config: SynthesisTrainConfig):
     return SynthesisModel(SynthesisConfig(
         spatial_dims=config.spatial_dims, in_channels=len(config.sources), channels=config.channels,
         latent_channels=config.latent_channels if gan else 0, global_latent=config.global_latent if gan else 0,
+        global_gain=config.global_gain and gan,
         beta=config.beta if gan else 0.0, gan=gan,
         aleatoric=gan,
         adv_weight=config.adv_weight, adv_warmup_epochs=config.adv_warmup))
