@@ -4,7 +4,9 @@ Images and masks come from :func:`medvae.data.lung_datasets.lung_pairs`, which r
 ``--images DIR --masks DIR`` pair of folders or the public sets' own layouts (Montgomery, Shenzhen,
 JSRT + SCR). Every radiograph is mapped to [0, 1] by its minimum and maximum and resized to ``size``²
 (the whole image: lungs fill most of a chest radiograph); masks are resized with nearest neighbours.
-Training uses MONAI random affine and contrast augmentation.
+Training uses MONAI random affine and contrast augmentation; ``exposure`` gives a share of the training films
+simulated over- or under-exposure (:mod:`medvae.phantoms.degrade`) as well, so that a badly exposed film still
+segments.
 
 Images are held out **by patient**: the patient of each image comes from an index CSV (``--patients``, or an
 ``index.csv`` beside the images folder or in its parent, as the shared lung set has; see
@@ -48,6 +50,7 @@ class SegmentTrainConfig:
     calibrate_films: int = 300
     folds: int = 0
     fold: int = 0
+    exposure: float = 0.0
     train: TrainConfig = train_defaults(epochs=20, batch_size=8, lr_schedule="cosine", channels_last=True)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,8 @@ class SegmentTrainConfig:
             raise UsageError(f"size {self.size} must be a multiple of {multiple} and at least {4 * multiple}; try 256", param="size")
         if not 0 <= self.test_fraction < 1:
             raise UsageError(f"test_fraction must be at least 0 and below 1, got {self.test_fraction}", param="test_fraction")
+        if not 0 <= self.exposure <= 1:
+            raise UsageError(f"exposure must be a share between 0 and 1, got {self.exposure}", param="exposure")
         if self.folds == 1 or self.folds < 0:
             raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, got {self.folds}", param="folds")
         if self.folds and not 0 <= self.fold < self.folds:
@@ -110,9 +115,11 @@ class AugmentedPairs:
     on which process or worker draws it, nor in what order.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, augment: bool = True) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, augment: bool = True,
+                 exposure: float = 0.0) -> None:
         self.images, self.labels, self.seed, self.epoch = images, labels, seed, 0
         self.transform = augmentations(seed) if augment else None
+        self.exposure = exposure if augment else 0.0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -123,7 +130,14 @@ class AugmentedPairs:
     def __getitem__(self, i: int) -> dict:
         import torch
 
-        item = {"image": torch.from_numpy(self.images[i][None]), "label": torch.from_numpy(self.labels[i][None])}
+        image = self.images[i]
+        if self.exposure:  # over- or under-exposed at a random severity; the lungs are where they were
+            from medvae.phantoms.degrade import degrade
+
+            rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+            if rng.random() < self.exposure:
+                image = degrade(image, "exposure", float(rng.uniform()), rng)
+        item = {"image": torch.from_numpy(image[None]), "label": torch.from_numpy(self.labels[i][None])}
         if self.transform is not None:
             state = np.random.SeedSequence([self.seed, self.epoch, i]).generate_state(1)[0]
             self.transform.set_random_state(int(state))
@@ -164,7 +178,7 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
     empty = np.zeros((0, config.size, config.size), np.float32)
     stack = {name: np.stack([loaded[i][k] for i in idx]) if len(idx) else empty for name, idx, k in
              (("train_x", train_idx, 0), ("train_y", train_idx, 1), ("test_x", test_idx, 0), ("test_y", test_idx, 1))}
-    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], seed)
+    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], seed, exposure=config.exposure)
     val_data = AugmentedPairs(stack["test_x"], stack["test_y"], seed, augment=False) if len(test_idx) else None
     model = SegmenterModel(SegmenterConfig(channels=config.channels))
     preprocessing = {"pipeline": "segment", "normalize": "min-max per image to [0, 1]", "size": config.size,
