@@ -109,7 +109,8 @@ def load_mnist_batches(data=None, download: bool = False, limit: int | None = No
         n = len(images) if limit is None else min(limit, len(images))
         return TensorBatches(transform({"image": images[:n, None], "label": labels[:n]}))
 
-    return prepared(mnist.train_images, mnist.train_labels), prepared(mnist.test_images, mnist.test_labels), mnist.source
+    train = prepared(mnist.train_images, mnist.train_labels)
+    return train, prepared(mnist.test_images, mnist.test_labels), mnist.source
 
 
 def run_mnist_demo(config: MnistDemoConfig | None = None, **overrides) -> MnistDemoResult | None:
