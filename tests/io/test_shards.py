@@ -19,6 +19,15 @@ from medvae_cli.main import app
 FILM = Path(__file__).resolve().parents[2] / "sample_data" / "cxr" / "images" / "2168a917.png"
 
 
+def five_films(tmp_path: Path) -> Path:
+    """A folder ``in/`` of five copies of the sample film, ``f0.png`` .. ``f4.png``."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(5):
+        shutil.copy(FILM, folder / f"f{i}.png")
+    return folder
+
+
 def invoke(*args, env=None):
     return CliRunner().invoke(app, [str(a) for a in args], env=env)
 
@@ -43,10 +52,7 @@ def test_torchrun_gives_each_rank_its_share(monkeypatch):
 
 
 def test_two_shards_into_one_folder_convert_everything_once_and_merge_one_table(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(5):
-        shutil.copy(FILM, folder / f"f{i}.png")
+    folder = five_films(tmp_path)
     out = tmp_path / "out"
     results = [invoke("segment", folder, out, "--shard", f"{i}/2", "--device", "cpu", "--no-progress")
                for i in (1, 2)]
@@ -90,15 +96,12 @@ def test_torchrun_enhance_gives_each_rank_its_films_and_one_merged_table(tmp_pat
     import subprocess
     import sys
 
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(5):
-        shutil.copy(FILM, folder / f"f{i}.png")
+    folder = five_films(tmp_path)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "medvae", "enhance", str(folder), str(out), "--no-progress"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "medvae", "enhance", str(folder), str(out), "--no-progress"]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "shard 1/2: 3 of the 5 inputs" in proc.stderr and "shard 2/2: 2 of the 5 inputs" in proc.stderr
     assert sorted(p.name for p in out.glob("f?.png")) == [f"f{i}.png" for i in range(5)]
@@ -107,9 +110,7 @@ def test_torchrun_enhance_gives_each_rank_its_films_and_one_merged_table(tmp_pat
     with open(tables[0], newline="") as f:
         assert sorted(Path(r["input"]).name for r in csv.DictReader(f)) == [f"f{i}.png" for i in range(5)]
     (out / "f3.png").unlink()  # as if the rank that wrote it had died first: a re-run does only what is missing
-    again = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                            "-m", "medvae", "enhance", str(folder), str(out), "--no-progress"],
-                           capture_output=True, text=True, env=env, timeout=300)
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("enhanced 1,") == 1 and again.stderr.count("the output exists; skipped") == 4
     with open(tables[0], newline="") as f:
