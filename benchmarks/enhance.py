@@ -1,23 +1,28 @@
 """Batch enhancement speed: ``medvae enhance`` beside a naive loop, and its peak memory for 10 vs 50 images.
 
-    python benchmarks/enhance.py [--images 20] [--size 1024] [--model M] [--memory 10,50] [--threads N]
+    python benchmarks/enhance.py [--images 20] [--size 1024] [--model M] [--memory 10,50] [--rounds 3]
 
 Makes ``--images`` chest phantoms as ``--size``² 16-bit DICOM (``medvae phantom cxr --format dcm``), then in
-this one process times
+this one process times, in alternating rounds (the order reversed every other round),
 
 * the naive loop: for each file, read it, map it to [0, 1], run the whole image through the model in one
   forward pass under ``torch.no_grad()``, map back, write a DICOM; one at a time;
 * ``medvae.tasks.cxr.enhance.enhance`` on the folder (reads ahead and writes behind in threads, inference mode,
-  channels-last convolutions, tiles above 1024 pixels),
+  channels-last convolutions, tiles above 1024 pixels, the chest check on every film);
+* the same with ``compile`` (``medvae enhance --compile``): each call compiles again, as each command does,
+  so its time includes compiling with TorchInductor's on-disk cache as the machine has it; the first
+  round's compile, with whatever cache the machine had, is printed on its own,
 
-and prints images per second and the ratio. Peak memory (max RSS) is measured in a fresh process per
-count (``--memory``), enhancing the first N images, to show it does not grow with the number of images.
+and prints the median images per second and the ratio to the naive loop. Peak memory (max RSS) is measured
+in a fresh process per count (``--memory``), enhancing the first N images, to show it does not grow with the
+number of images.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +50,7 @@ def peak_memory(model: Path, folder: Path, n: int) -> float:
     code = f"""
 import resource, shutil, sys, tempfile
 from pathlib import Path
-from medvae.tasks.cxr.enhance import enhance
+from medvae.tasks.cxr.enhance import EnhanceOptions, enhance
 src = Path(tempfile.mkdtemp()); out = Path(tempfile.mkdtemp()) / "out"
 for p in sorted(Path({str(folder)!r}).glob("*.dcm"))[:{n}]:
     (src / p.name).symlink_to(p)
@@ -65,13 +70,16 @@ def main() -> None:
     parser.add_argument("--memory", default="10,50", help="image counts for the peak-memory check ('' to skip)")
     parser.add_argument("--out", type=Path, default=None, help="keep the images here (default: a temp folder)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time medvae enhance --compile")
     args = parser.parse_args()
 
     import torch
 
     from medvae.phantoms.cxr import write_cxr_phantoms
     from medvae.pretrained import packaged_model
-    from medvae.tasks.cxr.enhance import enhance
+    from medvae.tasks.cxr.enhance import EnhanceOptions, enhance
     from medvae.checkpoint import load_model_of_kind
 
     model_path = args.model or packaged_model("enhancer")
@@ -90,24 +98,44 @@ def main() -> None:
 
     model, _ = load_model_of_kind(model_path, "enhancer")
     naive(model, paths[:1], folder / "warmup")  # first-call costs (oneDNN kernels, imports) out of both
-    model, _ = load_model_of_kind(model_path, "enhancer")  # a fresh copy: enhance() switches memory format
-    started = time.perf_counter()
-    naive(model, paths, folder / "naive")
-    t_naive = time.perf_counter() - started
-    started = time.perf_counter()
-    report = enhance(timed, folder / "medvae", model=model_path, overwrite=True, progress=False)
-    t_medvae = time.perf_counter() - started
-    assert len(report.done) == len(paths), report.summary()
 
-    result = {"images": len(paths), "size": args.size, "threads": torch.get_num_threads(),
-              "naive_images_per_s": len(paths) / t_naive, "medvae_images_per_s": len(paths) / t_medvae,
-              "speedup": t_naive / t_medvae, "peak_rss_mb": {}}
+    def run_naive():
+        net, _ = load_model_of_kind(model_path, "enhancer")  # a fresh copy: enhance() switches memory format
+        naive(net, paths, folder / "naive")
+
+    def run_medvae(compile: bool):
+        options = EnhanceOptions(compile=compile)
+        report = enhance(timed, folder / "medvae", model=model_path, options=options, overwrite=True, progress=False)
+        assert len(report.done) == len(paths), report.summary()
+
+    methods = {"naive loop": run_naive, "medvae enhance": lambda: run_medvae(False)}
+    if args.compile:
+        methods["medvae enhance --compile"] = lambda: run_medvae(True)
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for r in range(args.rounds):
+        for name in (list(methods) if r % 2 == 0 else list(reversed(methods))):
+            started = time.perf_counter()
+            methods[name]()
+            times[name].append(time.perf_counter() - started)
+            print(f"round {r + 1} {name}: {times[name][-1]:.1f} s", file=sys.stderr)
+
+    median = {name: statistics.median(t) for name, t in times.items()}
+    result = {"images": len(paths), "size": args.size, "threads": torch.get_num_threads(), "rounds": args.rounds,
+              "seconds": times, "images_per_s": {n: len(paths) / t for n, t in median.items()},
+              "speedup": {n: median["naive loop"] / t for n, t in median.items()}, "peak_rss_mb": {}}
+    if args.compile:
+        first, rest = times["medvae enhance --compile"][0], times["medvae enhance --compile"][1:]
+        result["first_compiled_round_s"] = first
     for n in counts:
         result["peak_rss_mb"][n] = peak_memory(model_path, images, n)
-    print(f"{len(paths)} DICOM images {args.size}x{args.size} (16-bit), torch threads {result['threads']}")
+    print(f"{len(paths)} DICOM images {args.size}x{args.size} (16-bit), torch threads {result['threads']}, "
+          f"median of {args.rounds} alternating rounds")
     print("| method | images/s | ratio |\n|---|---:|---:|")
-    print(f"| naive loop | {result['naive_images_per_s']:.3f} | 1.00 |")
-    print(f"| medvae enhance | {result['medvae_images_per_s']:.3f} | {result['speedup']:.2f} |")
+    for name in methods:
+        print(f"| {name} | {result['images_per_s'][name]:.3f} | {result['speedup'][name]:.2f} |")
+    if args.compile:
+        print(f"\nfirst --compile round (its compile with the on-disk cache as found): {first:.1f} s; the others "
+              f"{', '.join(f'{t:.1f}' for t in rest)} s")
     if counts:
         print("\n| images | peak RSS MB |\n|---:|---:|")
         for n, mb in result["peak_rss_mb"].items():

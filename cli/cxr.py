@@ -33,6 +33,10 @@ def enhance(
                                              "file, and chest_check.csv for a folder).")] = True,
     checker: Annotated[Optional[Path], typer.Option(help="The lung segmenter whose output makes that check "
                                                          "(default: the one shipped with medvae).")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="Compile the enhancer with torch.compile: faster per "
+                                          "film after a compile on the first (tens of seconds the first time on a "
+                                          "machine, a few once cached); runs as usual where it cannot compile.")]
+    = False,
     deidentify: Deidentify = False,
     shard: Shard = None,
     overwrite: Overwrite = False,
@@ -45,7 +49,7 @@ def enhance(
     from medvae.tasks.cxr.enhance import enhance as run
 
     options = EnhanceOptions(tile=tile, overlap=overlap, compare=compare, device=device, check=check,
-                             checker=checker, deidentify=deidentify)
+                             checker=checker, deidentify=deidentify, compile=compile)
     report_batch(run_task(run, input, output, model=model, options=options, overwrite=overwrite, progress=progress,
                  threads=threads, shard=shard), "enhanced")
 
