@@ -9,9 +9,10 @@ this one process times, in alternating rounds (the order reversed every other ro
   forward pass under ``torch.no_grad()``, map back, write a DICOM; one at a time;
 * ``medvae.tasks.cxr.enhance.enhance`` on the folder (reads ahead and writes behind in threads, inference mode,
   channels-last convolutions, tiles above 1024 pixels, the chest check on every film);
-* the same with ``compile`` (``medvae enhance --compile``): each call compiles again, as each command does,
-  so its time includes compiling with TorchInductor's on-disk cache as the machine has it; the first
-  round's compile, with whatever cache the machine had, is printed on its own,
+* the same with ``compile`` (``medvae enhance --compile``): each round forgets the compiled graphs
+  (``torch._dynamo.reset()``) and compiles again, as each command does, so its time includes compiling
+  from TorchInductor's on-disk cache; the first round's time, with the cache the machine had (empty on a
+  fresh machine, or with ``TORCHINDUCTOR_CACHE_DIR`` pointing at an empty folder), is printed on its own,
 
 and prints the median images per second and the ratio to the naive loop. Peak memory (max RSS) is measured
 in a fresh process per count (``--memory``), enhancing the first N images, to show it does not grow with the
@@ -46,7 +47,7 @@ def naive(model, paths: list[Path], out: Path) -> None:
 
 
 def peak_memory(model: Path, folder: Path, n: int) -> float:
-    """Max RSS in MB of a fresh process that enhances the first ``n`` images of ``folder``."""
+    """Max RSS in MiB of a fresh process that enhances the first ``n`` images of ``folder``."""
     code = f"""
 import resource, shutil, sys, tempfile
 from pathlib import Path
@@ -104,6 +105,8 @@ def main() -> None:
         naive(net, paths, folder / "naive")
 
     def run_medvae(compile: bool):
+        if compile:  # forget the compiled graphs: each round compiles again from the on-disk cache
+            torch._dynamo.reset()
         options = EnhanceOptions(compile=compile)
         report = enhance(timed, folder / "medvae", model=model_path, options=options, overwrite=True, progress=False)
         assert len(report.done) == len(paths), report.summary()
@@ -134,10 +137,10 @@ def main() -> None:
     for name in methods:
         print(f"| {name} | {result['images_per_s'][name]:.3f} | {result['speedup'][name]:.2f} |")
     if args.compile:
-        print(f"\nfirst --compile round (its compile with the on-disk cache as found): {first:.1f} s; the others "
-              f"{', '.join(f'{t:.1f}' for t in rest)} s")
+        others = f"; the others {', '.join(f'{t:.1f}' for t in rest)} s" if rest else ""
+        print(f"\nfirst --compile round (its compile with the on-disk cache as found): {first:.1f} s{others}")
     if counts:
-        print("\n| images | peak RSS MB |\n|---:|---:|")
+        print("\n| images | peak RSS MiB (medvae enhance) |\n|---:|---:|")
         for n, mb in result["peak_rss_mb"].items():
             print(f"| {n} | {mb:.0f} |")
     if args.json:

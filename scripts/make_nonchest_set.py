@@ -123,6 +123,7 @@ def main() -> int:
     except ImportError as e:  # before touching any file
         print(f"error: needs pydicom, pydicom-data, scikit-image and Pillow ({e})", file=sys.stderr)
         return 2
+    from medvae.errors import first_line
     from medvae.io.atomic import atomic_folder
     from medvae.io.images import read_image
     from medvae.tasks.cxr.evaluate_chest_check import as_slice
@@ -135,7 +136,7 @@ def main() -> int:
                 as_slice(read_image(tmp / name).array)
                 readable[name] = "yes"
             except Exception as e:
-                readable[name] = f"no ({str(e).splitlines()[0][:60]})"
+                readable[name] = f"no ({first_line(e)[:60]})"
     width = max(len(m[0]) for m in made)
     print(f"{'name':{width}}  {'source':40}  {'kind':45}  readable")
     for name, source, kind in made:

@@ -31,7 +31,8 @@ class EnhanceOptions:
     pixels shared by neighbouring tiles; ``compare``: a folder for before/after PNGs; ``check``: say which
     inputs do not look like frontal chest films, by the lung segmenter ``checker`` (None: the packaged one;
     see :mod:`medvae.tasks.cxr.chest_check`); ``compile``: compile the enhancer's forward pass with
-    ``torch.compile`` (faster per film, a compile on the first; eager where it cannot compile)."""
+    ``torch.compile`` (faster per film, a compile on the first; eager where it cannot compile;
+    :mod:`medvae.tasks.cxr.compiled`)."""
 
     tile: int = DEFAULT_TILE
     overlap: int = DEFAULT_OVERLAP
@@ -40,7 +41,7 @@ class EnhanceOptions:
     check: bool = True
     checker: Path | None = None
     deidentify: bool = False  # DICOM outputs de-identified (medvae.io.deidentify)
-    compile: bool = False  # run the enhancer through torch.compile (medvae.models.compiled)
+    compile: bool = False  # run the enhancer through torch.compile (medvae.tasks.cxr.compiled)
 
 
 def tiling(shape: tuple[int, ...], tile: int, overlap: int, multiple: int) -> tuple[list[int], list[float]]:
@@ -176,9 +177,12 @@ def enhance(input: str | os.PathLike, output: str | os.PathLike, *, model: str |
     net, _ = load_model_of_kind(model, "enhancer", device=device)
     forward = None
     if options.compile:
-        from medvae.models.compiled import Compiled
+        from medvae.tasks.cxr.compiled import Compiled
+        from medvae.train.report import note
 
-        forward = Compiled(inference_forward(net))
+        note("compiling the enhancer with torch.compile on the first film (tens of seconds the first time on a "
+             "machine, a few once cached)")
+        forward = Compiled(inference_forward(net), on_fallback=note)
     checker = load_model_of_kind(options.checker, "segmenter", "checker", device=device) if options.check else None
     verdicts: dict[str, tuple[str, str]] = {}
 
