@@ -32,6 +32,9 @@ def train_synthesis(
     global_gain: Annotated[bool, typer.Option(help="Make the global latent's first value a gain on the whole "
                                                    "synthesis (exp of it), for a subject-wide factor.")] = False,
     beta: Annotated[float, typer.Option(help="KL weight.")] = 0.05,
+    free_bits: Annotated[float, typer.Option(help="The least KL each spatial latent channel is charged, nats per "
+                                                  "latent element (free bits, against an unused latent; 0: off).")]
+    = 0.0,
     adv_weight: Annotated[float, typer.Option(help="Adversarial weight.")] = 0.02,
     adv_warmup: Annotated[int, typer.Option(help="Epochs before the adversarial term is at full weight.")] = 1,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
@@ -62,7 +65,7 @@ def train_synthesis(
         spatial_dims=spatial_dims, patch_size=patch_size,
         spacing=parse_floats("--spacing", spacing, 3) if spacing else None,
         channels=parse_ints("--channels", channels), latent_channels=latent_channels,
-        global_latent=global_latent, global_gain=global_gain, beta=beta,
+        global_latent=global_latent, global_gain=global_gain, beta=beta, free_bits=free_bits,
         adv_weight=adv_weight, adv_warmup=adv_warmup, epochs=epochs, batch_size=batch_size, lr=lr,
         test_fraction=test_fraction, holdout=holdout, limit=limit, seed=seed, device=device, amp=amp, resume=resume,
         overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)

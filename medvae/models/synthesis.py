@@ -62,6 +62,10 @@ class SynthesisConfig(UNetConfig):
     num_res_units: residual units per block.
     norm: MONAI normalisation name.
     beta: weight of KL(q || p), summed over the latent and divided by the voxel count.
+    free_bits: the least KL, in nats per latent element, that each channel of the spatial latent is charged
+        (its KL averaged over the batch and the latent's positions; free bits, Kingma et al. 2016): below it
+        the channel's KL costs nothing and gets no gradient, so the posterior may carry that much about the
+        target without paying for it, against a latent left unused (posterior collapse). 0: off.
     aleatoric: also predict the per-voxel Laplace scale of the residual (a second output channel).
     gan: train with the patch discriminator.
     adv_weight: weight of the generator's adversarial term.
@@ -75,6 +79,7 @@ class SynthesisConfig(UNetConfig):
     num_res_units: int = 1
     norm: str = "INSTANCE"
     beta: float = 0.05
+    free_bits: float = 0.0
     aleatoric: bool = True
     gan: bool = True
     adv_weight: float = 0.02
@@ -97,6 +102,9 @@ class SynthesisConfig(UNetConfig):
                              f"{self.global_latent}", param="global_latent")
         if self.global_gain and not self.global_latent:
             raise UsageError("global_gain needs global_latent of at least 1 (the gain's latent)", param="global_gain")
+        if self.free_bits < 0 or (self.free_bits and not self.latent_channels):
+            raise UsageError(f"free_bits must be 0 or more, and needs latent_channels > 0, got {self.free_bits}",
+                             param="free_bits")
         if self.beta < 0 or self.adv_weight < 0 or self.adv_warmup_epochs < 0:
             raise UsageError("beta, adv_weight and adv_warmup_epochs must be 0 or more")
 
@@ -196,6 +204,15 @@ class SynthesisGenerator(nn.Module):
         return torch.stack([self.decode(feats, self.draw(prior, generator, mean)) for _ in range(n)])
 
 
+def free_bits_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor, free_bits: float) -> Tensor:
+    """KL(q || p) of a spatial latent ``(B, C, *latent)`` per image, with each channel charged at least
+    ``free_bits`` nats per element: ``positions * sum_c max(mean_{batch, positions} KL_c, free_bits)``. With
+    ``free_bits = 0`` it is the batch mean of :func:`gaussian_kl`."""
+    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
+    per_channel = kl.transpose(0, 1).flatten(1).mean(1)  # (C,) nats per latent element
+    return per_channel.clamp(min=free_bits).sum() * kl[0, 0].numel()
+
+
 def _pool(h: Tensor) -> Tensor:
     """``(B, C, *spatial)`` → ``(B, C)``: the mean over space."""
     return h.flatten(2).mean(-1)
@@ -260,6 +277,8 @@ class SynthesisModel(nn.Module):
             out = g.decode(feats, g.draw(q))  # a reparameterised draw: gradients reach q
             kl = (gaussian_kl(q[0], q[1], p[0], p[1]) / target[0].numel()).mean()
             terms["kl"] = kl.detach()
+            if self.config.free_bits:
+                kl = free_bits_kl(q[0], q[1], p[0], p[1], self.config.free_bits) / target[0].numel()
             if self.config.global_latent:  # per image, not per voxel: its KL is weighed once per image
                 kl_global = gaussian_kl(q[2], q[3], p[2], p[3]).mean() / target[0].numel()
                 kl = kl + kl_global

@@ -52,6 +52,7 @@ class SynthesisTrainConfig:
     global_latent: int = 0
     global_gain: bool = False
     beta: float = 0.05
+    free_bits: float = 0.0
     adv_weight: float = 0.02
     adv_warmup: int = 1
     test_fraction: float = 0.25
@@ -176,7 +177,7 @@ def build(config: SynthesisTrainConfig):
         spatial_dims=config.spatial_dims, in_channels=len(config.sources), channels=config.channels,
         latent_channels=config.latent_channels if gan else 0, global_latent=config.global_latent if gan else 0,
         global_gain=config.global_gain and gan,
-        beta=config.beta if gan else 0.0, gan=gan,
+        beta=config.beta if gan else 0.0, free_bits=config.free_bits if gan else 0.0, gan=gan,
         aleatoric=gan,
         adv_weight=config.adv_weight, adv_warmup_epochs=config.adv_warmup))
 
