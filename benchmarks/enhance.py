@@ -51,7 +51,7 @@ def peak_memory(model: Path, folder: Path, n: int) -> float:
     code = f"""
 import resource, shutil, sys, tempfile
 from pathlib import Path
-from medvae.tasks.cxr.enhance import EnhanceOptions, enhance
+from medvae.tasks.cxr.enhance import enhance
 src = Path(tempfile.mkdtemp()); out = Path(tempfile.mkdtemp()) / "out"
 for p in sorted(Path({str(folder)!r}).glob("*.dcm"))[:{n}]:
     (src / p.name).symlink_to(p)

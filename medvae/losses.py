@@ -11,21 +11,26 @@ from torch import Tensor
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None, logvar_p: Tensor | None = None) -> Tensor:
-    """KL(q || p) between diagonal Gaussians in closed form, summed over all but the batch axis: ``(B,)`` nats.
+def gaussian_kl_elements(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None,
+                         logvar_p: Tensor | None = None) -> Tensor:
+    """KL(q || p) between diagonal Gaussians in closed form, per latent element: the shape of ``mu_q``, nats.
 
-    ``p`` defaults to N(0, I), where the KL is ``0.5 * sum(sigma^2 + mu^2 - 1 - log sigma^2)``; otherwise
-    ``0.5 * sum(logvar_p - logvar_q + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1)``.
+    ``p`` defaults to N(0, I), where the KL is ``0.5 * (sigma^2 + mu^2 - 1 - log sigma^2)``; otherwise
+    ``0.5 * (logvar_p - logvar_q + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1)``.
 
     Args:
         mu_q, logvar_q: the posterior's means and log-variances ``(B, *latent)`` (a vector or a spatial latent).
         mu_p, logvar_p: the prior's, same shape (None: the standard normal).
     """
     if mu_p is None:
-        kl = 0.5 * (logvar_q.exp() + mu_q.square() - 1.0 - logvar_q)
-    else:
-        kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
-    return kl.flatten(1).sum(1)
+        return 0.5 * (logvar_q.exp() + mu_q.square() - 1.0 - logvar_q)
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
+
+
+def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None, logvar_p: Tensor | None = None) -> Tensor:
+    """KL(q || p) between diagonal Gaussians (:func:`gaussian_kl_elements`), summed over all but the batch axis:
+    ``(B,)`` nats."""
+    return gaussian_kl_elements(mu_q, logvar_q, mu_p, logvar_p).flatten(1).sum(1)
 
 
 def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from medvae.errors import UsageError
-from medvae.losses import gaussian_kl
+from medvae.losses import gaussian_kl, gaussian_kl_elements
 from medvae.models.base import LossOutput, reparameterize
 from medvae.models.blocks import conv1x1, decoder, encoder, residual_unit
 from medvae.models.unet_config import UNetConfig
@@ -204,11 +204,11 @@ class SynthesisGenerator(nn.Module):
         return torch.stack([self.decode(feats, self.draw(prior, generator, mean)) for _ in range(n)])
 
 
-def free_bits_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor, free_bits: float) -> Tensor:
-    """KL(q || p) of a spatial latent ``(B, C, *latent)`` per image, with each channel charged at least
-    ``free_bits`` nats per element: ``positions * sum_c max(mean_{batch, positions} KL_c, free_bits)``. With
-    ``free_bits = 0`` it is the batch mean of :func:`gaussian_kl`."""
-    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
+def free_bits_kl(kl: Tensor, free_bits: float) -> Tensor:
+    """The KL of a spatial latent per image from its element-wise KL ``(B, C, *latent)``
+    (:func:`medvae.losses.gaussian_kl_elements`), each channel charged at least ``free_bits`` nats per element:
+    ``positions * sum_c max(mean_{batch, positions} KL_c, free_bits)``. With ``free_bits = 0`` it is the batch
+    mean of the KL summed per image."""
     per_channel = kl.transpose(0, 1).flatten(1).mean(1)  # (C,) nats per latent element
     return per_channel.clamp(min=free_bits).sum() * kl[0, 0].numel()
 
@@ -275,10 +275,11 @@ class SynthesisModel(nn.Module):
         if self.config.latent_channels:
             q, p = g.posterior_params(source, target), g.prior_params(feats)
             out = g.decode(feats, g.draw(q))  # a reparameterised draw: gradients reach q
-            kl = (gaussian_kl(q[0], q[1], p[0], p[1]) / target[0].numel()).mean()
+            elements = gaussian_kl_elements(q[0], q[1], p[0], p[1])  # (B, C, *latent)
+            kl = (elements.flatten(1).sum(1) / target[0].numel()).mean()
             terms["kl"] = kl.detach()
             if self.config.free_bits:
-                kl = free_bits_kl(q[0], q[1], p[0], p[1], self.config.free_bits) / target[0].numel()
+                kl = free_bits_kl(elements, self.config.free_bits) / target[0].numel()
             if self.config.global_latent:  # per image, not per voxel: its KL is weighed once per image
                 kl_global = gaussian_kl(q[2], q[3], p[2], p[3]).mean() / target[0].numel()
                 kl = kl + kl_global
