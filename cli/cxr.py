@@ -175,6 +175,9 @@ def train_segment(
     fold: Annotated[int, typer.Option(help="The fold held out (0 .. FOLDS-1).")] = 0,
     exposure: Annotated[float, typer.Option(help="Share of training films given simulated over- or "
                                                  "under-exposure, so badly exposed films still segment.")] = 0.0,
+    opacity: Annotated[float, typer.Option(help="Share of training films given simulated consolidation or "
+                                                "effusion over the lungs (mask unchanged), so a lung whose edge "
+                                                "is hidden is still drawn.")] = 0.0,
     mask_convention: Annotated[str, typer.Option(help="What the masks count as lung (stored in the model file), "
                                                       "e.g. 'retrocardiac lung included'.")] = "",
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (falls to 0 over the epochs).")] = "cosine",
@@ -212,9 +215,9 @@ def train_segment(
     result = run_task(
         train_segment, **source, out=out, size=size, channels=parse_ints("--channels", channels), epochs=epochs,
         batch_size=batch_size, lr=lr, test_fraction=test_fraction, patients=patients, folds=folds, fold=fold,
-        exposure=exposure, mask_convention=mask_convention, lr_schedule=lr_schedule, calibrate=calibrate,
-        calibrate_holdout=calibrate_holdout, calibrate_films=calibrate_films, seed=seed, device=device, amp=amp,
-        resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
+        exposure=exposure, opacity=opacity, mask_convention=mask_convention, lr_schedule=lr_schedule,
+        calibrate=calibrate, calibrate_holdout=calibrate_holdout, calibrate_films=calibrate_films, seed=seed,
+        device=device, amp=amp, resume=resume, overwrite=overwrite, tensorboard=tensorboard, progress=progress, threads=threads)
     if result is None:
         return
     r = result.record

@@ -6,7 +6,8 @@ JSRT + SCR). Every radiograph is mapped to [0, 1] by its minimum and maximum and
 (the whole image: lungs fill most of a chest radiograph); masks are resized with nearest neighbours.
 Training uses MONAI random affine and contrast augmentation; ``exposure`` gives a share of the training films
 simulated over- or under-exposure (:mod:`medvae.phantoms.degrade`) as well, so that a badly exposed film still
-segments.
+segments, and ``opacity`` a share simulated airspace opacity over their lungs (:mod:`medvae.phantoms.opacity`),
+the mask unchanged, so that a lung whose edge consolidation or effusion hides is still drawn to where it is.
 
 Images are held out **by patient**: the patient of each image comes from an index CSV (``--patients``, or an
 ``index.csv`` beside the images folder or in its parent, as the shared lung set has; see
@@ -51,6 +52,7 @@ class SegmentTrainConfig:
     folds: int = 0
     fold: int = 0
     exposure: float = 0.0
+    opacity: float = 0.0
     train: TrainConfig = train_defaults(epochs=20, batch_size=8, lr_schedule="cosine", channels_last=True)
 
     def __post_init__(self) -> None:
@@ -73,6 +75,8 @@ class SegmentTrainConfig:
             raise UsageError(f"test_fraction must be at least 0 and below 1, got {self.test_fraction}", param="test_fraction")
         if not 0 <= self.exposure <= 1:
             raise UsageError(f"exposure must be a share between 0 and 1, got {self.exposure}", param="exposure")
+        if not 0 <= self.opacity <= 1:
+            raise UsageError(f"opacity must be a share between 0 and 1, got {self.opacity}", param="opacity")
         if self.folds == 1 or self.folds < 0:
             raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, got {self.folds}", param="folds")
         if self.folds and not 0 <= self.fold < self.folds:
@@ -116,10 +120,11 @@ class AugmentedPairs:
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, augment: bool = True,
-                 exposure: float = 0.0) -> None:
+                 exposure: float = 0.0, opacity: float = 0.0) -> None:
         self.images, self.labels, self.seed, self.epoch = images, labels, seed, 0
         self.transform = augmentations(seed) if augment else None
         self.exposure = exposure if augment else 0.0
+        self.opacity = opacity if augment else 0.0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -131,6 +136,12 @@ class AugmentedPairs:
         import torch
 
         image = self.images[i]
+        if self.opacity:  # consolidation or effusion over the lungs; the mask still draws the lung through it
+            from medvae.phantoms.opacity import lung_opacity
+
+            rng = np.random.default_rng([self.seed, self.epoch, i, 2])
+            if rng.random() < self.opacity:
+                image = lung_opacity(image, self.labels[i], rng)
         if self.exposure:  # over- or under-exposed at a random severity; the lungs are where they were
             from medvae.phantoms.degrade import degrade
 
@@ -178,7 +189,8 @@ def train_segment(config: SegmentTrainConfig | None = None, **overrides) -> Segm
     empty = np.zeros((0, config.size, config.size), np.float32)
     stack = {name: np.stack([loaded[i][k] for i in idx]) if len(idx) else empty for name, idx, k in
              (("train_x", train_idx, 0), ("train_y", train_idx, 1), ("test_x", test_idx, 0), ("test_y", test_idx, 1))}
-    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], seed, exposure=config.exposure)
+    train_data = AugmentedPairs(stack["train_x"], stack["train_y"], seed, exposure=config.exposure,
+                                opacity=config.opacity)
     val_data = AugmentedPairs(stack["test_x"], stack["test_y"], seed, augment=False) if len(test_idx) else None
     model = SegmenterModel(SegmenterConfig(channels=config.channels))
     preprocessing = {"pipeline": "segment", "normalize": "min-max per image to [0, 1]", "size": config.size,
